@@ -1,0 +1,1 @@
+"""One module per operator (or service): `cases(quick) -> list[bench.runner.Case]`."""

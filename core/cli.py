@@ -1,0 +1,179 @@
+"""Command line: `python -m core OPERATOR INPUT [INPUT...] -o OUTPUT [--param value ...]`, plus `list` and the
+other sub-commands in `core.commands`. Every operator option is generated from the registry.
+
+Exit status: 0 success, 2 a problem the user can fix (one clear line, no traceback), 130 cancelled,
+1 an internal error (a bug: the traceback is printed so it can be reported).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import traceback
+from typing import Any, Dict, List, Optional
+
+from . import registry
+from .device import DEVICE_CHOICES
+from .errors import Cancelled, UserError
+from .jobs import Job
+
+PROG = "python -m core"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage mistake as one line and exit status 2."""
+
+    def error(self, message):  # noqa: D401 - argparse API
+        raise UserError(f"{message} (see '{self.prog} --help')", "usage")
+
+
+def option_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def describe_param(p: registry.Param) -> str:
+    bits = [p.help]
+    if p.unit:
+        bits.append(f"unit: {p.unit}")
+    if p.type in ("float", "int") and (p.min is not None or p.max is not None):
+        bits.append(f"range {registry._fmt(p.min)}..{registry._fmt(p.max)}")
+    if p.choices:
+        bits.append("one of " + "|".join(p.choices))
+    bits.append("default: auto" if p.default is None else f"default: {p.default}")
+    return "; ".join(bits)
+
+
+def add_operator_parser(sub, op: registry.Operator) -> None:
+    ap = sub.add_parser(op.name, help=op.help, description=f"{op.title}: {op.help}")
+    primary = op.primary
+    if primary.kind == "frames":
+        ap.add_argument("inputs", nargs="+", metavar="FRAME", help=primary.help)
+    else:
+        ap.add_argument("inputs", nargs=1, metavar="INPUT", help=primary.help)
+    ap.add_argument("-o", "--output", required=True, metavar="OUTPUT",
+                    help="result file (.png, .tif, .jpg, .npy); written atomically, bit depth kept")
+    for inp in op.inputs:
+        if inp is primary:
+            continue
+        ap.add_argument(option_name(inp.name), dest=f"input__{inp.name}", metavar="PATH",
+                        help=inp.help + ("" if inp.required else " (optional)"))
+    for p in op.params:
+        dest = f"param__{p.name}"
+        if p.type == "bool":
+            ap.add_argument(option_name(p.name), dest=dest, action=argparse.BooleanOptionalAction, default=None,
+                            help=describe_param(p))
+        else:
+            metavar = "X,Y" if p.type == "point" else p.unit.upper().replace("-", "_") or "VALUE"
+            ap.add_argument(option_name(p.name), dest=dest, default=None, metavar=metavar, help=describe_param(p))
+    ap.add_argument("--mask", metavar="PATH",
+                    help="soft selection (grey image, white = apply); pixels where it is 0 stay bit-identical")
+    ap.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes); default 0")
+    ap.add_argument("--device", choices=DEVICE_CHOICES, default=None,
+                    help="compute device; default: $AI_PORTRAIT_DEVICE or auto (CUDA > MPS > CPU)")
+    ap.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    ap.set_defaults(_operator=op.name)
+
+
+def build_parser():
+    from .commands import all_commands
+
+    ap = _Parser(prog=PROG, description="AI Portrait: portrait retouching operators on image files.")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND")
+    for op in registry.operators():
+        add_operator_parser(sub, op)
+    for cmd in all_commands().values():
+        cp = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
+        cmd.setup(cp)
+        cp.set_defaults(_command=cmd)
+    return ap
+
+
+class StderrProgress:
+    """Progress on stderr: a rewritten line on a terminal, a line per 10 % otherwise."""
+
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet
+        self.tty = sys.stderr.isatty()
+        self.last_step = -1
+        self.last_time = 0.0
+
+    def __call__(self, fraction: float, message: str) -> None:
+        if self.quiet:
+            return
+        pct = int(fraction * 100)
+        now = time.monotonic()
+        if self.tty:
+            if now - self.last_time > 0.1 or pct == 100:
+                sys.stderr.write(f"\r[{pct:3d}%] {message[:60]:<60}")
+                if pct == 100:
+                    sys.stderr.write("\n")
+                sys.stderr.flush()
+                self.last_time = now
+        elif pct // 10 != self.last_step:
+            self.last_step = pct // 10
+            sys.stderr.write(f"[{pct:3d}%] {message}\n")
+            sys.stderr.flush()
+
+
+def run_operator(args) -> int:
+    from .imaging.io import read_image, write_image, output_depth
+
+    op = registry.get(args._operator)
+    output_depth(args.output, "u8")  # refuse an unwritable format before any work is done
+    primary = op.primary
+    files = [read_image(p) for p in args.inputs]
+    inputs: Dict[str, Any] = {}
+    if primary.kind == "frames":
+        inputs[primary.name] = [f.pixels for f in files]
+    else:
+        inputs[primary.name] = files[0].pixels
+    for inp in op.inputs:
+        if inp is primary:
+            continue
+        path = getattr(args, f"input__{inp.name}")
+        if path:
+            inputs[inp.name] = read_image(path).pixels
+    params = {p.name: getattr(args, f"param__{p.name}") for p in op.params
+              if getattr(args, f"param__{p.name}") is not None}
+    mask = read_image(args.mask).pixels if args.mask else None
+    job = Job(StderrProgress(args.quiet))
+    out = registry.run(op.name, inputs, params, mask=mask, seed=args.seed, device=args.device, job=job)
+    written = write_image(args.output, out.image, files[0].depth)
+    notes = {k: v for k, v in out.info.items() if k not in ("operator", "params", "seed")}
+    if not args.quiet:
+        extra = ", ".join(f"{k}={_short(v)}" for k, v in notes.items())
+        sys.stderr.write(f"{op.name}: wrote {args.output} ({written})" + (f"; {extra}" if extra else "") + "\n")
+    return 0
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, (list, tuple)) and len(v) > 6:
+        return f"[{len(v)} values]"
+    return json.dumps(v) if isinstance(v, (dict, list)) else str(v)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if getattr(args, "_operator", None):
+            return run_operator(args)
+        if getattr(args, "_command", None):
+            return int(args._command.run(args) or 0)
+        parser.print_help()
+        return 2
+    except UserError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    except (Cancelled, KeyboardInterrupt):
+        sys.stderr.write("cancelled\n")
+        return 130
+    except BrokenPipeError:
+        return 1
+    except Exception:  # a bug: say so, with the traceback to report
+        traceback.print_exc()
+        sys.stderr.write("internal error in AI Portrait (a bug): please report the traceback above\n")
+        return 1

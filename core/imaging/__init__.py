@@ -1,0 +1,1 @@
+"""Imaging helpers shared by every operator: file I/O, colour, tiling, resampling."""
