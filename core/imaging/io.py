@@ -52,6 +52,12 @@ def read_image(path: str | os.PathLike) -> ImageFile:
     ext = p.suffix.lower()
     if ext == ".npy":
         return _read_npy(p)
+    if ext in (".tif", ".tiff"):
+        raw = _read_tiff(p)
+        if raw is not None:
+            pixels, depth = _to_float(raw, p.name)
+            pixels = apply_orientation(pixels, _exif_orientation(p))
+            return ImageFile(np.ascontiguousarray(pixels), depth, str(p))
     import cv2
 
     data = np.fromfile(str(p), dtype=np.uint8)
@@ -65,6 +71,27 @@ def read_image(path: str | os.PathLike) -> ImageFile:
     pixels, depth = _to_float(raw, p.name)
     pixels = apply_orientation(pixels, _exif_orientation(p))
     return ImageFile(np.ascontiguousarray(pixels), depth, str(p))
+
+
+def _read_tiff(p: Path):
+    """TIFF samples as stored (RGB order), or None to fall back to OpenCV.
+
+    tifffile is preferred: OpenCV reads 8-bit RGBA TIFF through libtiff's RGBA interface, which premultiplies
+    the colour by alpha and so changes the user's pixels.
+    """
+    try:
+        import tifffile
+        with tifffile.TiffFile(str(p)) as tif:
+            page = tif.pages[0]
+            raw = page.asarray()
+            separate = page.planarconfig == tifffile.PLANARCONFIG.SEPARATE
+    except Exception:  # damaged file or a compression tifffile cannot decode without extra codecs
+        return None
+    if raw.ndim == 3 and separate:
+        raw = np.moveaxis(raw, 0, -1)
+    if raw.ndim == 3 and raw.shape[2] > 4:
+        raw = raw[:, :, :4]
+    return raw
 
 
 def _read_npy(p: Path) -> ImageFile:
@@ -157,12 +184,14 @@ def encode_image(pixels: np.ndarray, ext: str, depth: str) -> bytes:
         buf = _io.BytesIO()
         np.save(buf, stored, allow_pickle=False)
         return buf.getvalue()
-    import cv2
-
     c = stored.shape[2]
-    if c == 2:  # grey + alpha: OpenCV has no such layout; store as RGBA
+    if c == 2:  # grey + alpha: not every reader knows this layout; store as RGBA
         stored = np.concatenate([np.repeat(stored[:, :, :1], 3, axis=2), stored[:, :, 1:]], axis=2)
         c = 4
+    if ext in (".tif", ".tiff"):
+        return _encode_tiff(stored)
+    import cv2
+
     if c >= 3:
         order = [2, 1, 0] + ([3] if c == 4 else [])
         stored = stored[:, :, order]
@@ -173,6 +202,25 @@ def encode_image(pixels: np.ndarray, ext: str, depth: str) -> bytes:
     if not ok:
         raise UserError(f"could not encode the result as {ext}", "bad-file")
     return buf.tobytes()
+
+
+def _encode_tiff(stored: np.ndarray) -> bytes:
+    """TIFF through tifffile: it marks alpha as an extra sample properly (OpenCV's writer does not)."""
+    import io as _io
+
+    import tifffile
+
+    c = stored.shape[2]
+    if c == 1:
+        kw = {"photometric": "minisblack"}
+        stored = stored[:, :, 0]
+    else:
+        kw = {"photometric": "rgb", "planarconfig": "contig"}
+        if c == 4:
+            kw["extrasamples"] = ["unassalpha"]
+    buf = _io.BytesIO()
+    tifffile.imwrite(buf, np.ascontiguousarray(stored), compression="zlib", **kw)
+    return buf.getvalue()
 
 
 def write_image(path: str | os.PathLike, pixels: np.ndarray, depth: str = "u8") -> str:

@@ -1,12 +1,17 @@
 """Edge-aware resampling: upsample a low-resolution map (depth, mask) guided by the full-resolution image.
 
-Fast guided filter (He & Sun 2015): the map is first resized bilinearly, then a local linear model of the map
-in terms of the guide's luminance is fitted in windows of radius r at low resolution and applied at full
-resolution, so map edges snap to image edges instead of staying blurry or blocky.
+Joint bilateral upsampling (Kopf et al. 2007): each output pixel is a weighted mean of the 4×4 nearest
+low-resolution samples, weighted by spatial distance and by how similar the guide's luminance at the output pixel
+is to the guide's (area-averaged) luminance at each sample. Map edges therefore snap to image edges instead of
+being smeared over the upsampling factor, as bilinear interpolation does.
+
+`guided_filter` (He et al.) is kept for edge-preserving smoothing at one resolution; it does not sharpen a map.
 """
 from __future__ import annotations
 
 import numpy as np
+
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
 def _box(x: np.ndarray, r: int) -> np.ndarray:
@@ -15,7 +20,7 @@ def _box(x: np.ndarray, r: int) -> np.ndarray:
 
 
 def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -> np.ndarray:
-    """Grey-guide guided filter. guide, src: H×W float32. Returns H×W float32."""
+    """Grey-guide guided filter (edge-preserving smoothing). guide, src: H×W float32. Returns H×W float32."""
     g = guide.astype(np.float32)
     s = src.astype(np.float32)
     mean_g, mean_s = _box(g, radius), _box(s, radius)
@@ -26,40 +31,49 @@ def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -
     return (_box(a, radius) * g + _box(b, radius)).astype(np.float32)
 
 
-def guided_upsample(low: np.ndarray, guide_rgb: np.ndarray, radius: int | None = None,
-                    eps: float = 1e-4) -> np.ndarray:
-    """Upsample a H'×W' (or H'×W'×1) map to the guide's H×W, edges aligned to the guide.
+def guide_luminance(guide: np.ndarray) -> np.ndarray:
+    if guide.ndim == 3 and guide.shape[2] >= 3:
+        return guide[:, :, :3].astype(np.float32) @ _LUMA
+    return guide.reshape(guide.shape[:2]).astype(np.float32)
 
-    guide_rgb: H×W×3 float32 (any encoding; luminance is taken as the guide).
+
+def guided_upsample(low: np.ndarray, guide_rgb: np.ndarray, sigma_spatial: float = 1.0,
+                    sigma_range: float = 0.08) -> np.ndarray:
+    """Upsample an h×w (or h×w×1) map to the guide's H×W with edges aligned to the guide.
+
+    sigma_spatial is in low-resolution pixels; sigma_range in guide luminance units (0..1 scale).
+    A map already at the guide's size is returned unchanged.
     """
     import cv2
 
-    h, w = guide_rgb.shape[:2]
-    low2 = low[:, :, 0] if low.ndim == 3 else low
-    up = cv2.resize(low2.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
-    if guide_rgb.ndim == 3 and guide_rgb.shape[2] >= 3:
-        grey = guide_rgb[:, :, :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-    else:
-        grey = guide_rgb.reshape(h, w).astype(np.float32)
-    if radius is None:
-        scale = max(h / max(low2.shape[0], 1), w / max(low2.shape[1], 1), 1.0)
-        radius = int(max(2, round(2 * scale)))
-    # Fit the linear model at a reduced resolution (the "fast" variant) for large images.
-    sub = max(1, radius // 4)
-    if sub > 1:
-        small = (max(w // sub, 1), max(h // sub, 1))
-        g_s = cv2.resize(grey, small, interpolation=cv2.INTER_AREA)
-        p_s = cv2.resize(up, small, interpolation=cv2.INTER_AREA)
-        r_s = max(radius // sub, 1)
-        mean_g, mean_p = _box(g_s, r_s), _box(p_s, r_s)
-        cov = _box(g_s * p_s, r_s) - mean_g * mean_p
-        var = _box(g_s * g_s, r_s) - mean_g * mean_g
-        a = cov / (var + eps)
-        b = mean_p - a * mean_g
-        a = cv2.resize(_box(a, r_s), (w, h), interpolation=cv2.INTER_LINEAR)
-        b = cv2.resize(_box(b, r_s), (w, h), interpolation=cv2.INTER_LINEAR)
-        out = a * grey + b
-    else:
-        out = guided_filter(grey, up, radius, eps)
-    lo, hi = float(low2.min()), float(low2.max())
-    return np.clip(out, lo, hi).astype(np.float32)
+    low2 = (low[:, :, 0] if low.ndim == 3 else low).astype(np.float32)
+    H, W = guide_rgb.shape[:2]
+    h, w = low2.shape
+    if (h, w) == (H, W):
+        return low2.copy()
+    import torch
+
+    g_hi = guide_luminance(guide_rgb)
+    g_lo = cv2.resize(g_hi, (w, h), interpolation=cv2.INTER_AREA)
+    with torch.no_grad():
+        gh, gl, lv = torch.from_numpy(g_hi), torch.from_numpy(g_lo), torch.from_numpy(low2)
+        # Position of each output pixel centre in low-resolution pixel coordinates.
+        y_lo = (torch.arange(H, dtype=torch.float32) + 0.5) * (h / H) - 0.5
+        x_lo = (torch.arange(W, dtype=torch.float32) + 0.5) * (w / W) - 0.5
+        y0, x0 = torch.floor(y_lo).long(), torch.floor(x_lo).long()
+        inv_s = 1.0 / (2.0 * sigma_spatial ** 2)
+        inv_r = 1.0 / (2.0 * sigma_range ** 2)
+        num = torch.zeros((H, W))
+        den = torch.zeros((H, W))
+        for dy in (-1, 0, 1, 2):
+            iy = (y0 + dy).clamp(0, h - 1)
+            wy = torch.exp(-((y0 + dy) - y_lo) ** 2 * inv_s)
+            rows_v, rows_g = lv.index_select(0, iy), gl.index_select(0, iy)
+            for dx in (-1, 0, 1, 2):
+                ix = (x0 + dx).clamp(0, w - 1)
+                wx = torch.exp(-((x0 + dx) - x_lo) ** 2 * inv_s)
+                diff = gh - rows_g.index_select(1, ix)
+                weight = torch.exp(diff.square_().mul_(-inv_r)).mul_(wy[:, None]).mul_(wx[None, :])
+                num.addcmul_(weight, rows_v.index_select(1, ix))
+                den.add_(weight)
+        return (num / den.clamp_min(1e-12)).numpy().astype(np.float32)
