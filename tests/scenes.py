@@ -132,3 +132,161 @@ def warp_affine(img: np.ndarray, dx: float, dy: float, angle_deg: float = 0.0) -
     m[:, 2] += (dx, dy)
     out = cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
     return out.astype(np.float32), m
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Bursts (denoise): hand-held frames with known motion, an independently moving object and sensor noise
+
+
+@dataclass
+class Burst:
+    frames: List[np.ndarray]        # noisy H×W×3 float32 sRGB-encoded, clipped to [0, 1]
+    truths: List[np.ndarray]        # the clean version of each frame (same geometry), sRGB-encoded
+    object_masks: List[np.ndarray]  # H×W bool: where the moving object covers each frame
+    static_mask: np.ndarray         # H×W bool: never covered by the object in any frame, away from the borders
+    shifts_px: List[Tuple[float, float]]
+    angles_deg: List[float]
+    noise_a: float                  # linear-light noise model: variance = a·signal + b
+    noise_b: float
+
+
+def burst(clean: np.ndarray, n: int = 8, seed: int = 0, max_shift_px: float = 8.0, max_rotation_deg: float = 1.0,
+          sigma_mid_grey: float = 0.05, read_sigma: float = 0.005, object_radius_frac: float = 0.11,
+          object_step_px: float = 5.0, clip: bool = True) -> Burst:
+    """A noisy hand-held burst of `clean` (H×W×3 sRGB float): frame 0 is the unmoved camera position, the others
+    are shifted by up to ±`max_shift_px` (sub-pixel) and rotated by up to ±`max_rotation_deg` about the centre;
+    a textured disc moves independently by `object_step_px` per frame; Poisson-Gaussian noise is added in linear
+    light with standard deviation `sigma_mid_grey` at mid grey (sRGB 0.5, linear 0.214) and read noise
+    `read_sigma`."""
+    from core.imaging.color import linear_to_srgb, srgb_to_linear
+
+    rng = np.random.default_rng(seed)
+    h, w = clean.shape[:2]
+    lin = srgb_to_linear(clean[:, :, :3])
+    mid = float(srgb_to_linear(np.float32(0.5)))
+    b = read_sigma ** 2
+    a = (sigma_mid_grey ** 2 - b) / mid
+    radius = object_radius_frac * min(h, w)
+    obj = srgb_to_linear(texture(h, w, seed + 101) * np.array([0.9, 0.6, 0.3], np.float32) + 0.05)
+    y_obj = h * 0.62
+    x_start = w * 0.5 - object_step_px * (n - 1) / 2
+    frames, truths, masks, shifts, angles = [], [], [], [], []
+    for k in range(n):
+        if k == 0:
+            dx = dy = ang = 0.0
+        else:
+            dx, dy = rng.uniform(-max_shift_px, max_shift_px, 2)
+            ang = rng.uniform(-max_rotation_deg, max_rotation_deg)
+        moved, _ = warp_affine(lin, float(dx), float(dy), float(ang))
+        cx = x_start + object_step_px * k
+        alpha = disc_alpha(h, w, cx, y_obj, radius)
+        # The object's own texture travels with it.
+        tex, _ = warp_affine(obj, cx - w * 0.5, 0.0)
+        scene = moved * (1 - alpha[:, :, None]) + tex * alpha[:, :, None]
+        scene = np.clip(scene, 0.0, 1.0)
+        noisy = poisson_gaussian(scene, a, b, rng)
+        noisy_srgb = linear_to_srgb(noisy)
+        truth = linear_to_srgb(scene)
+        if clip:
+            noisy_srgb = np.clip(noisy_srgb, 0.0, 1.0)
+        frames.append(noisy_srgb.astype(np.float32))
+        truths.append(truth.astype(np.float32))
+        masks.append(alpha > 0.5)
+        shifts.append((float(dx), float(dy)))
+        angles.append(float(ang))
+    import cv2
+    covered = np.any(np.stack(masks), axis=0).astype(np.uint8)
+    covered = cv2.dilate(covered, np.ones((9, 9), np.uint8)) > 0
+    margin = int(np.ceil(max_shift_px + np.radians(max_rotation_deg) * 0.5 * np.hypot(h, w))) + 2
+    static = ~covered
+    static[:margin] = static[-margin:] = False
+    static[:, :margin] = static[:, -margin:] = False
+    return Burst(frames, truths, masks, static, shifts, angles, float(a), float(b))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Depth of field ground truth (refocus)
+
+
+def disc_kernel(diameter_px: float, supersample: int = 8) -> np.ndarray:
+    """The thin-lens point-spread function: a uniform disc of the given diameter, exact pixel-area coverage,
+    normalised to sum 1 (a single tap at one pixel or less)."""
+    r = diameter_px / 2.0
+    if r <= 0.5:
+        return np.ones((1, 1), np.float32)
+    half = int(np.ceil(r + 0.5))
+    size = 2 * half + 1
+    k = disc_alpha(size, size, half + 0.5, half + 0.5, r, supersample)
+    return (k / k.sum()).astype(np.float32)
+
+
+def add_point_lights(rgb: np.ndarray, points, radius: float = 1.2, value: float = 1.0) -> np.ndarray:
+    """Small bright discs (street lamps, fairy lights) painted into a layer's colour at (x, y) positions."""
+    out = rgb.copy()
+    h, w = rgb.shape[:2]
+    for x, y in points:
+        a = disc_alpha(h, w, x, y, radius)[:, :, None]
+        out = out * (1 - a) + value * a
+    return out.astype(np.float32)
+
+
+def thin_lens_layers(scene: "LayeredScene", coc_px, linear: bool = True) -> np.ndarray:
+    """The thin-lens image of a stack of fronto-parallel layers, each blurred by its own CoC (px diameter).
+
+    Each layer's premultiplied colour and coverage are convolved with its disc and composited back to front
+    over the full, hidden layers. For two layers this equals the exact aperture integral whenever one of them is
+    in focus (the other's blur then does not depend on where the ray crosses the sharp one). Colour is blurred in
+    linear light (sRGB-encoded layers in, sRGB-encoded image out) as light adds linearly.
+    """
+    import cv2
+    from core.imaging.color import linear_to_srgb, srgb_to_linear
+
+    out = None
+    for layer, c in zip(scene.layers, coc_px):
+        k = disc_kernel(abs(c))
+        lin = srgb_to_linear(layer.rgb) if linear else layer.rgb
+        a = layer.alpha.astype(np.float32)
+        prem = cv2.filter2D(lin * a[:, :, None], -1, k, borderType=cv2.BORDER_REFLECT)
+        cov = cv2.filter2D(a, -1, k, borderType=cv2.BORDER_REFLECT)[:, :, None]
+        out = prem if out is None else prem + (1.0 - cov) * out
+    return (linear_to_srgb(np.clip(out, 0, None)) if linear else out).astype(np.float32)
+
+
+def gather_blur(image_srgb: np.ndarray, coc_abs_px: np.ndarray) -> np.ndarray:
+    """The naive baseline: every output pixel averages a disc of ITS OWN CoC around it (linear light), with
+    anti-aliased disc edges. No occlusion: sharp subjects bleed into blurred backgrounds and blurred
+    foregrounds stop at their own silhouette."""
+    from core.imaging.color import linear_to_srgb, srgb_to_linear
+
+    lin = srgb_to_linear(image_srgb)
+    h, w = coc_abs_px.shape
+    r = np.maximum(coc_abs_px / 2.0, 0.5).astype(np.float32)
+    rmax = int(np.ceil(r.max() + 0.5))
+    pad = np.pad(lin, ((rmax, rmax), (rmax, rmax), (0, 0)), mode="reflect")
+    acc = np.zeros_like(lin)
+    wsum = np.zeros((h, w, 1), np.float32)
+    for dy in range(-rmax, rmax + 1):
+        for dx in range(-rmax, rmax + 1):
+            wt = np.clip(r + 0.5 - np.hypot(dx, dy), 0.0, 1.0)[:, :, None]
+            if not wt.any():
+                continue
+            acc += wt * pad[rmax + dy:rmax + dy + h, rmax + dx:rmax + dx + w]
+            wsum += wt
+    return linear_to_srgb(acc / wsum).astype(np.float32)
+
+
+def bokeh_scene(h: int = 240, w: int = 320, pad: int = 40, seed: int = 0, subject_m: float = 2.0,
+                background_m: float = 8.0, lights: bool = True) -> "LayeredScene":
+    """A portrait-like two-plane scene, `pad` px larger on every side than the picture (so that blurs near the
+    picture's edge see real content): a textured background with small point lights and a textured disc subject
+    with an anti-aliased edge, left of centre. Crop with `[pad:-pad, pad:-pad]`."""
+    H, W = h + 2 * pad, w + 2 * pad
+    bg = texture(H, W, seed) * 0.8
+    if lights:
+        rng = np.random.default_rng(seed + 7)
+        pts = [(pad + x, pad + y) for x, y in
+               zip(rng.uniform(0.62, 0.95, 6) * w, rng.uniform(0.08, 0.92, 6) * h)]
+        bg = add_point_lights(bg, pts, radius=1.2, value=1.0)
+    fg = texture(H, W, seed + 1) * np.array([1.0, 0.8, 0.7], np.float32)
+    alpha_fg = disc_alpha(H, W, pad + w * 0.38, pad + h * 0.5, min(h, w) * 0.3)
+    return LayeredScene([Layer(bg, np.ones((H, W), np.float32), background_m), Layer(fg, alpha_fg, subject_m)])

@@ -1,0 +1,253 @@
+"""Occlusion-aware layered depth of field.
+
+Why layers and not a per-pixel gather: a gather blurs each output pixel with its own circle of confusion, so a
+sharp subject bleeds into the blurred background around it and a blurred foreground cannot spread over what is
+behind it. Here the scene is sliced by signed circle of confusion into layers; each layer's premultiplied colour
+and coverage are blurred with the aperture kernel of its own CoC and composited back to front with "over", as the
+light field of stacked planes through a thin lens is (exactly so when one side of every edge is in focus).
+
+What a nearer object hides is unknown; when the nearer object is blurred it becomes partly transparent and that
+hidden part shows. Each layer's hidden region is therefore filled before blurring by pull-push (a multi-scale
+normalised convolution) from the layer's visible pixels, weighted by how much of each pixel is known at that
+depth: pixels at or behind the layer are known (present or empty), pixels of nearer layers are not.
+
+Speed: a layer with a large CoC is band-limited by its own blur, so it is processed at a reduced resolution
+(power-of-two scale keeping the kernel at least 6 px wide there), and only inside the bounding box of its pixels
+grown by the kernel radius. Kernels are applied by FFT.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, List, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+IN_FOCUS_PX = 1.0     # a CoC at most this wide is a sharp pixel
+LAYER_RATIO = 1.25    # neighbouring layer CoCs differ by at most 25 %, below what the eye tells apart in bokeh
+KERNEL_AT_SCALE = 6.0  # minimum kernel diameter (px) at a layer's working resolution
+MAX_SCALE = 16
+BLOCK = 16            # block size of the coarse min/max CoC map used to find each layer's bounding box
+
+
+@dataclass
+class RenderStats:
+    layers: int
+    scales: List[int]
+
+
+def layer_centres(coc: torch.Tensor) -> List[float]:
+    """Signed CoC of each layer, back (most negative) to front. Cells grow geometrically away from focus; each
+    non-empty cell's centre is the mean CoC of its pixels, so a scene of discrete planes gets exact layers."""
+    flat = coc.reshape(-1)
+    cmax = float(flat.abs().max())
+    edges = [IN_FOCUS_PX]
+    while edges[-1] < cmax:
+        edges.append(edges[-1] * LAYER_RATIO)
+    bounds = torch.tensor([-e for e in reversed(edges)] + edges, dtype=flat.dtype, device=flat.device)
+    idx = torch.bucketize(flat, bounds)
+    n = len(bounds) + 1
+    counts = torch.bincount(idx, minlength=n).cpu().numpy()
+    sums = torch.bincount(idx, weights=flat.double(), minlength=n).cpu().numpy()
+    focus_cell = len(edges)
+    centres = []
+    for i in range(n):
+        if counts[i] == 0:
+            continue
+        centres.append(0.0 if i == focus_cell else float(sums[i] / counts[i]))
+    return sorted(centres)
+
+
+def _scale_for(diameter: float, min_kernel_px: float = KERNEL_AT_SCALE) -> int:
+    s = 1
+    while s * 2 <= MAX_SCALE and diameter / (s * 2) >= min_kernel_px:
+        s *= 2
+    return s
+
+
+def _fast_len(n: int) -> int:
+    """Smallest m >= n whose prime factors are 2, 3 and 5 (quick FFT sizes)."""
+    m = n
+    while True:
+        k = m
+        for p in (2, 3, 5):
+            while k % p == 0:
+                k //= p
+        if k == 1:
+            return m
+        m += 1
+
+
+def convolve(x: torch.Tensor, kernel: np.ndarray) -> torch.Tensor:
+    """Convolve C×h×w with a kernel (true convolution: a point becomes the kernel's shape), replicate borders."""
+    kh, kw = kernel.shape
+    if kh == 1 and kw == 1:
+        return x * float(kernel[0, 0])
+    r = kh // 2
+    xp = F.pad(x[None], (r, r, r, r), mode="replicate")[0]
+    ph, pw = xp.shape[-2:]
+    if kh <= 3:
+        # A few taps: shifted adds beat both a depthwise conv2d and an FFT on CPU.
+        h, w = x.shape[-2:]
+        out = torch.zeros_like(x)
+        for dy in range(kh):
+            for dx in range(kw):
+                tap = float(kernel[kh - 1 - dy, kw - 1 - dx])
+                if tap != 0.0:
+                    out.add_(xp[:, dy:dy + h, dx:dx + w], alpha=tap)
+        return out
+    fh, fw = _fast_len(ph), _fast_len(pw)
+    kp = torch.zeros((fh, fw), dtype=x.dtype, device=x.device)
+    kp[:kh, :kw] = torch.from_numpy(kernel).to(x)
+    kp = torch.roll(kp, shifts=(-r, -r), dims=(0, 1))
+    spec = torch.fft.rfft2(xp, s=(fh, fw)) * torch.fft.rfft2(kp)
+    out = torch.fft.irfft2(spec, s=(fh, fw))
+    return out[:, r:r + x.shape[1], r:r + x.shape[2]]
+
+
+def pull_push(num: torch.Tensor, weight: torch.Tensor, start_level: int = 0) -> torch.Tensor:
+    """Fill-in estimate of num/weight everywhere: known values where weight is high, a multi-scale normalised
+    average of the surroundings where it is low (Gortler et al.'s pull-push). num: C×h×w, weight: 1×h×w.
+
+    start_level > 0 computes the estimate from 2^start_level coarser data and upsamples it: the fill is only
+    used where the layer is hidden and is blurred afterwards, so its finest scales are not worth the time."""
+    size = num.shape[-2:]
+    c = num.shape[0]
+    x = torch.cat([num, weight], dim=0)[None]
+    if start_level > 0:
+        f = 2 ** start_level
+        x = F.avg_pool2d(x, f, ceil_mode=True, count_include_pad=False)
+    levels = []
+    while True:
+        levels.append(x[0])
+        if min(x.shape[-2:]) <= 1:
+            break
+        x = F.avg_pool2d(x, 2, ceil_mode=True, count_include_pad=False)
+    top = levels[-1]
+    est = top[:c] / top[c:].clamp_min(1e-8) * (top[c:] > 1e-8)
+    for lev in reversed(levels[:-1]):
+        n, w = lev[:c], lev[c:]
+        up = F.interpolate(est[None], size=n.shape[-2:], mode="bilinear", align_corners=False)[0]
+        alpha = (4.0 * w).clamp_(0.0, 1.0)
+        est = torch.addcmul(up, alpha, n / w.clamp_min(1e-8) - up)
+    if est.shape[-2:] != size:
+        est = F.interpolate(est[None], size=size, mode="bilinear", align_corners=False)[0]
+    return est
+
+
+class _Accumulator:
+    """Premultiplied colour + coverage composited back to front, at a working scale that only gets finer."""
+
+    def __init__(self, hp: int, wp: int, device, dtype):
+        self.hp, self.wp = hp, wp
+        self.scale: Optional[int] = None
+        self.buf: Optional[torch.Tensor] = None
+        self.device, self.dtype = device, dtype
+
+    def _ensure(self, scale: int) -> None:
+        if self.buf is None:
+            self.scale = scale
+            self.buf = torch.zeros((4, self.hp // scale, self.wp // scale), device=self.device, dtype=self.dtype)
+        elif scale < self.scale:
+            self.buf = F.interpolate(self.buf[None], size=(self.hp // scale, self.wp // scale), mode="bilinear",
+                                     align_corners=False)[0]
+            self.scale = scale
+
+    def over(self, layer: torch.Tensor, scale: int, y0: int, x0: int) -> None:
+        """Composite a blurred layer (4×h×w at `scale`, top-left (y0, x0) in full-res pixels) over the stack."""
+        self._ensure(scale)
+        if scale > self.scale:
+            f = scale // self.scale
+            layer = F.interpolate(layer[None], scale_factor=f, mode="bilinear", align_corners=False)[0]
+        s = self.scale
+        ys, xs = y0 // s, x0 // s
+        region = self.buf[:, ys:ys + layer.shape[1], xs:xs + layer.shape[2]]
+        region.mul_(1.0 - layer[3:4]).add_(layer)
+
+    def result(self) -> torch.Tensor:
+        self._ensure(1)
+        return self.buf
+
+
+def render(lin: torch.Tensor, coc: torch.Tensor, kernel_for: Callable[[float, bool], np.ndarray],
+           progress: Optional[Callable[[float, str], None]] = None, fill: bool = True,
+           min_kernel_px: float = KERNEL_AT_SCALE):
+    """Render depth of field. lin: 3×H×W linear RGB; coc: H×W signed CoC diameter in px (positive = in front of
+    the focal plane). kernel_for(diameter, in_front) gives the aperture kernel; min_kernel_px is the smallest
+    kernel worth keeping at reduced resolution (polygons need more pixels than discs to keep their corners).
+    Returns (3×H×W, RenderStats)."""
+    _, h, w = lin.shape
+    centres = layer_centres(coc)
+    diam = [abs(c) for c in centres]
+    scales = [_scale_for(d, min_kernel_px) for d in diam]
+    smax = max(max(scales), BLOCK)
+    hp, wp = -(-h // smax) * smax, -(-w // smax) * smax
+    img = F.pad(lin[None], (0, wp - w, 0, hp - h), mode="replicate")[0]
+    cp = F.pad(coc[None, None], (0, wp - w, 0, hp - h), mode="replicate")[0, 0]
+
+    # Where each layer lives, from per-block CoC ranges: each layer's work is limited to its bounding box.
+    bmax = F.max_pool2d(cp[None, None], BLOCK)[0, 0]
+    bmin = -F.max_pool2d(-cp[None, None], BLOCK)[0, 0]
+
+    cumulative = torch.zeros((hp, wp), dtype=img.dtype, device=img.device)  # coverage at or behind so far
+    acc = _Accumulator(hp, wp, img.device, img.dtype)
+    n = len(centres)
+    for k, (c, d, s) in enumerate(zip(centres, diam, scales)):
+        if progress is not None:
+            progress(k / n, f"layer {k + 1} of {n} (CoC {c:+.1f} px)")
+        # Tent membership: 1 at this layer's CoC, falling to 0 at the neighbours' (partition of unity). The
+        # focus layer is a plateau over the in-focus width, so nearly sharp pixels stay exactly sharp.
+        lo_c = hi_c = c
+        if c == 0.0:
+            lo_c, hi_c = -IN_FOCUS_PX, IN_FOCUS_PX
+        below = centres[k - 1] if k > 0 else -math.inf
+        above = centres[k + 1] if k + 1 < n else math.inf
+        if below == 0.0:
+            below = IN_FOCUS_PX
+        if above == 0.0:
+            above = -IN_FOCUS_PX
+        present = (bmax > below) & (bmin < above)
+        if not bool(present.any()):
+            continue
+        rows = torch.nonzero(present.any(dim=1)).reshape(-1)
+        cols = torch.nonzero(present.any(dim=0)).reshape(-1)
+        margin = int(math.ceil(d / 2.0)) + 2 * s + 2
+        y0 = max(int(rows[0]) * BLOCK - margin, 0) // s * s
+        y1 = min(((int(rows[-1]) + 1) * BLOCK + margin + s - 1) // s * s, hp)
+        x0 = max(int(cols[0]) * BLOCK - margin, 0) // s * s
+        x1 = min(((int(cols[-1]) + 1) * BLOCK + margin + s - 1) // s * s, wp)
+
+        cc = cp[y0:y1, x0:x1]
+        stack = torch.empty((5, y1 - y0, x1 - x0), dtype=img.dtype, device=img.device)
+        wk = stack[3]
+        if math.isfinite(below):
+            torch.sub(cc, below, out=wk).mul_(1.0 / (lo_c - below))
+        else:
+            wk.fill_(1.0)
+        if math.isfinite(above):
+            torch.minimum(wk, (above - cc) * (1.0 / (above - hi_c)), out=wk)
+        wk.clamp_(0.0, 1.0)
+        cum = cumulative[y0:y1, x0:x1]
+        cum.add_(wk)
+        torch.mul(img[:, y0:y1, x0:x1], wk, out=stack[:3])
+        stack[4].copy_(cum)
+        if s > 1:
+            stack = F.avg_pool2d(stack[None], s)[0]
+        layer, known = stack[:4], stack[4:5].clamp_(0.0, 1.0)
+        unknown = known.neg_().add_(1.0)
+        if fill and bool((unknown > 1e-4).any()):
+            # Start the fill about 128 px across: it is a smooth guess, blurred afterwards anyway.
+            start = min(4, max(0, int(math.ceil(math.log2(max(min(layer.shape[-2:]), 1) / 128.0)))))
+            layer = layer.addcmul_(unknown, pull_push(layer, 1.0 - unknown, start))
+        layer = convolve(layer, kernel_for(d / s, c > 0))
+        layer[3].clamp_(0.0, 1.0)
+        acc.over(layer, s, y0, x0)
+    out = acc.result()[:, :h, :w]
+    cover = out[3:4]
+    rgb = out[:3] / cover.clamp_min(1e-6)
+    rgb = torch.where(cover > 1e-3, rgb, lin)
+    if progress is not None:
+        progress(1.0, "layers composited")
+    return rgb, RenderStats(layers=n, scales=sorted(set(scales)))
