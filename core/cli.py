@@ -128,14 +128,20 @@ def run_operator(args) -> int:
         inputs[primary.name] = [f.pixels for f in files]
     else:
         inputs[primary.name] = files[0].pixels
+    params = {p.name: getattr(args, f"param__{p.name}") for p in op.params
+              if getattr(args, f"param__{p.name}") is not None}
+    param_names = {p.name for p in op.params}
     for inp in op.inputs:
         if inp is primary:
             continue
         path = getattr(args, f"input__{inp.name}")
         if path:
-            inputs[inp.name] = read_image(path).pixels
-    params = {p.name: getattr(args, f"param__{p.name}") for p in op.params
-              if getattr(args, f"param__{p.name}") is not None}
+            aux = read_image(path)
+            inputs[inp.name] = aux.pixels
+            # A depth file's type says what it holds (float = metres, 8/16-bit = disparity); a host's layer
+            # cannot say, so only the command line fills this in, and only when the user did not.
+            if inp.kind == "depth" and "depth_kind" in param_names and "depth_kind" not in params:
+                params["depth_kind"] = "distance" if aux.depth == "f32" else "disparity"
     mask = read_image(args.mask).pixels if args.mask else None
     job = Job(StderrProgress(args.quiet))
     out = registry.run(op.name, inputs, params, mask=mask, seed=args.seed, device=args.device, job=job)
