@@ -24,6 +24,24 @@ The contract the host adapters (gimp/, krita/) code against:
 
 `Image(width, height, channels, dtype, data)`: dtype is 'u8', 'u16', 'f16' or 'f32', little-endian, channels
 interleaved in R, G, B(, A) order, `data` any bytes-like object. `plugin.pixels` converts between these dtypes (and
-from/to Krita's BGRA integer layouts) with numpy when it is importable and in pure Python otherwise.
-Errors: WorkerError(code, message) with a message fit for a dialog; WorkerCancelled after a cancel.
+from/to Krita's BGRA integer layouts: `Image.from_krita(bytes, w, h, node.colorDepth())`, `image.to_krita(depth)`)
+with numpy when it is importable and in pure Python otherwise, giving the same bytes either way.
+Inputs may be sent in any of the four dtypes: the worker converts them to float32 (the exchange format inside
+core) with exactly the rules of `plugin.pixels` (v / 255, v / 65535), so a host without numpy need not convert
+24 MP in pure Python. `client.run(..., output_dtype='u8')` asks the worker for the result in another dtype.
+
+Errors: WorkerError(code, message) with a message fit for a dialog and `detail` (stderr tail or traceback) for a
+bug report; WorkerCancelled after a cancel. WorkerCancelled is a subclass of WorkerError: test for it first.
+Codes: the operator's UserError codes ('bad-input', 'bad-parameter', 'unknown-operator', 'missing-input',
+'size-mismatch', 'no-device', ...), 'internal' (a bug in core), 'out-of-memory', 'too-large' (refused before
+sending), 'not-configured', 'worker-start', 'worker-crashed', 'worker-killed' (likely the OOM killer),
+'bad-output' (garbage from the worker), 'connection', 'connection-lost', 'bad-token', 'busy'. After any failure
+the next call starts a fresh worker (or reconnects); the host's layers are the host's to leave untouched.
+
+Also: `Client(config_dict)` instead of the settings file; keyword overrides (python=, core_root=, server=, token=,
+device=, idle_timeout_s=, memory_budget_mb=, extra_args=, cancel_grace_s=); `client.close()` stops a spawned
+worker (also done at exit; a worker whose host dies exits when its stdin closes); `client.echo([Image, ...])`
+returns the buffers as the worker received them. Settings: plugin.config (`load_config()`, `save_config(cfg)`,
+`config_path()`). Wire format: plugin.protocol. The worker: `python -m core worker --stdio` (spawned) or
+`python -m core serve --tcp HOST:PORT --token-file F | --unix PATH`.
 """

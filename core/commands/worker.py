@@ -1,0 +1,86 @@
+"""`python -m core worker --stdio` (the local worker a host spawns) and `python -m core serve` (a socket server).
+
+    python -m core serve --tcp 127.0.0.1:8765 --token-file ~/.config/ai-portrait/token
+    python -m core serve --unix /run/user/1000/ai-portrait.sock
+TCP always requires a token file and binds loopback unless a host is given.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from ..errors import UserError
+from . import command
+
+TEST_OPS_ENV = "AI_PORTRAIT_TEST_OPS"
+
+
+def _common(ap) -> None:
+    ap.add_argument("--device", default=None, help="compute device for every request that names none")
+    ap.add_argument("--max-request-mb", type=float, default=None,
+                    help="refuse requests larger than this (default 4096 MB), before allocating them")
+    ap.add_argument("--test-ops", action="store_true", help="also register the bridge's test operators")
+
+
+def _prepare(args) -> int:
+    if args.test_ops or os.environ.get(TEST_OPS_ENV) == "1":
+        from ..worker.testops import register_test_ops
+        register_test_ops()
+    from plugin import protocol
+    if args.max_request_mb is None:
+        return protocol.DEFAULT_MAX_REQUEST_BYTES
+    if args.max_request_mb <= 0:
+        raise UserError("--max-request-mb must be positive", "usage")
+    return int(args.max_request_mb * 1e6)
+
+
+def _setup_worker(ap) -> None:
+    ap.add_argument("--stdio", action="store_true", required=True,
+                    help="speak the protocol on stdin/stdout (how hosts spawn a local worker)")
+    ap.add_argument("--idle-timeout", type=float, default=600.0, metavar="SECONDS",
+                    help="exit after this long without a request (models stay warm until then); 0 = never")
+    _common(ap)
+
+
+def _run_worker(args) -> int:
+    max_request = _prepare(args)
+    from ..worker.stdio import serve_stdio
+    return serve_stdio(idle_timeout=args.idle_timeout, max_request=max_request, device=args.device)
+
+
+def _setup_serve(ap) -> None:
+    where = ap.add_mutually_exclusive_group(required=True)
+    where.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP (a bare PORT binds 127.0.0.1 only)")
+    where.add_argument("--unix", metavar="PATH", help="listen on a Unix socket (created owner-only)")
+    ap.add_argument("--token-file", metavar="FILE",
+                    help="file holding the shared secret (required for TCP; created with a new token if missing)")
+    ap.add_argument("--jobs", type=int, default=2, help="jobs run at the same time across connections (default 2; 1 on a small GPU)")
+    ap.add_argument("--ready-file", metavar="FILE", help="write the listening address here once ready")
+    _common(ap)
+
+
+def _run_serve(args) -> int:
+    max_request = _prepare(args)
+    from ..worker import server
+    token = server.read_token(args.token_file) if args.token_file else None
+    if args.tcp:
+        if token is None:
+            raise UserError("a TCP server needs --token-file: anyone who can reach the port could otherwise run "
+                            "jobs on this machine", "usage")
+        host, port = server.parse_tcp(args.tcp)
+        if host not in ("127.0.0.1", "::1", "localhost"):
+            sys.stderr.write(f"warning: listening on {host}, reachable from other machines; pixels travel "
+                             "unencrypted (use an SSH tunnel across untrusted networks)\n")
+        sock = server.listen_tcp(host, port)
+    else:
+        if not hasattr(__import__("socket"), "AF_UNIX"):
+            raise UserError("Unix sockets are not available on this system: use --tcp", "usage")
+        sock = server.listen_unix(args.unix)
+    return server.serve(sock, token=token, jobs=args.jobs, device=args.device, max_request=max_request,
+                        ready_file=args.ready_file)
+
+
+command("worker", "run as the local worker a GIMP or Krita plug-in spawns (protocol on stdin/stdout)",
+        _setup_worker, _run_worker)
+command("serve", "serve hosts over TCP (token required) or a Unix socket, e.g. on a GPU machine",
+        _setup_serve, _run_serve)

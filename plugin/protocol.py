@@ -1,0 +1,326 @@
+"""Frames between a host and the core worker: standard library only, Python 3.8+.
+
+A frame is a fixed 16-byte prefix, a JSON header and a raw payload:
+
+    b"AIP1" | header length (u32, little-endian) | payload length (u64, little-endian) | header | payload
+
+The payload is the concatenation of the buffers the header lists in `buffers`, each described as
+{"name", "shape": [height, width, channels], "dtype": "u8"|"u16"|"f16"|"f32", "byteorder": "little"|"big"}.
+Both lengths sit in the prefix, so a reader refuses an oversized request before it allocates anything and can
+skip the payload of a frame whose header it cannot parse (it stays in step with the stream).
+
+Requests (host -> worker) carry "op" and an "id": 'auth', 'list', 'echo', 'run', 'cancel', 'ping', 'shutdown'.
+Replies (worker -> host) carry "type" and the request's "id": 'hello' (sent first, unasked), 'progress', 'result',
+'cancelled', 'error' (with "code" and "message" fit for a dialog, "detail" for a bug's traceback), 'pong'.
+
+    hello   {"version", "pid", "max_request_bytes", "auth": bool, "nonce"}; with auth the first request must be
+            {"op": "auth", "mac": HMAC-SHA256(token, nonce) in hex}, answered by 'pong' or 'error' bad-token
+    run     {"operator", "params": {}, "seed": int, "device", "output_dtype", "buffers": [...]}: a buffer's
+            "name" is the operator's input; "list": true appends it to that input's list (frames, in order);
+            "role": "mask" makes it the soft selection. Any dtype: the worker converts to float32 itself.
+            Answers: 'progress' {"fraction", "message"} (at most ten a second), then one of 'result'
+            {"buffers": [image], "info": {...}}, 'cancelled', 'error'.
+    cancel  {"target": run id}: the job stops at its next Job.progress checkpoint and answers 'cancelled'
+    list    answered by 'result' {"operators": registry JSON};   echo: 'result' with the same buffers
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import struct
+import sys
+import threading
+
+MAGIC = b"AIP1"
+VERSION = 1
+PREFIX = struct.Struct("<4sIQ")
+MAX_HEADER_BYTES = 1 << 20           # parameters and info are small; a bigger header is garbage
+DEFAULT_MAX_REQUEST_BYTES = 4 << 30  # eight 24 MP float RGBA frames; the worker may be told otherwise
+ITEMSIZE = {"u8": 1, "u16": 2, "f16": 2, "f32": 4}
+BYTEORDERS = ("little", "big")
+_CHUNK = 1 << 20
+
+
+class ProtocolError(Exception):
+    """A frame that breaks the protocol. `recoverable`: the stream is still in step after it (the payload was
+    consumed), so the reader may answer and carry on; otherwise the connection must be closed."""
+
+    code = "bad-frame"
+
+    def __init__(self, message, recoverable=False, request_id=None):
+        super().__init__(message)
+        self.recoverable = recoverable
+        self.request_id = request_id
+
+
+class FrameTooLarge(ProtocolError):
+    code = "too-large"
+
+
+class Truncated(ProtocolError):
+    code = "truncated"
+
+
+class BadRequest(ProtocolError):
+    """The frame is well formed but its header does not describe a valid request (the stream is in step)."""
+    code = "bad-request"
+
+    def __init__(self, message, request_id=None):
+        super().__init__(message, recoverable=True, request_id=request_id)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Channels: the same frames over a pair of pipes or over a socket.
+
+
+class BufferPool:
+    """Reuses one large receive buffer once nothing refers to it any more.
+
+    The first touch of fresh memory costs page faults (about 1 s per 384 MB in a small VM, against 0.1 s to copy
+    it); a warm worker that receives image after image should pay that once. CPython's reference count tells
+    whether any view of the buffer (a numpy array of a finished job) is still alive."""
+
+    def __init__(self, min_bytes=1 << 24, max_bytes=1 << 30):
+        self.min_bytes = min_bytes
+        self.max_bytes = max_bytes  # a long burst is a one-off: don't keep gigabytes for the next call
+        self._buf = None
+        self._lock = threading.Lock()
+
+    def __call__(self, n):
+        if n < self.min_bytes or n > self.max_bytes:
+            return bytearray(n)
+        with self._lock:
+            buf = self._buf
+            # references: self._buf, the local `buf`, getrefcount's argument
+            if buf is not None and len(buf) >= n and sys.getrefcount(buf) <= 3:
+                return memoryview(buf)[:n]
+            self._buf = None
+            buf = None
+            fresh = bytearray(n)
+            self._buf = fresh
+            return memoryview(fresh)
+
+
+class PipeChannel:
+    """Unbuffered reads and writes on file objects (a child's stdin/stdout, or the worker's own fds)."""
+
+    def __init__(self, reader, writer):
+        self._r = reader
+        self._w = writer
+
+    def write_all(self, data):
+        view = memoryview(data).cast("B")
+        while len(view):
+            n = self._w.write(view)
+            if n is None:  # non-blocking writer had no room; our pipes are blocking, so treat as a stall
+                n = 0
+            view = view[n:]
+        flush = getattr(self._w, "flush", None)
+        if flush is not None:
+            flush()
+
+    def read_into(self, view):
+        return self._r.readinto(view) or 0
+
+    def close(self):
+        for f in (self._w, self._r):
+            try:
+                f.close()
+            except (OSError, ValueError):
+                pass
+
+
+class SocketChannel:
+    def __init__(self, sock):
+        self.sock = sock
+
+    def write_all(self, data):
+        self.sock.sendall(memoryview(data).cast("B"))
+
+    def read_into(self, view):
+        return self.sock.recv_into(view)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def _read_exact(channel, view):
+    """Fill `view`; return the number of bytes read (less than its length only at end of stream)."""
+    got = 0
+    total = len(view)
+    while got < total:
+        n = channel.read_into(view[got:])
+        if not n:
+            return got
+        got += n
+    return got
+
+
+def _skip(channel, count):
+    scratch = memoryview(bytearray(min(count, _CHUNK) or 1))
+    while count > 0:
+        n = channel.read_into(scratch[:min(count, len(scratch))])
+        if not n:
+            return False
+        count -= n
+    return True
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Frames
+
+
+def encode_header(header):
+    try:
+        text = json.dumps(header, separators=(",", ":"), allow_nan=False, default=_json_default)
+    except ValueError:  # NaN or infinity somewhere in an info dict: JSON has no such numbers
+        text = json.dumps(_finite(json.loads(json.dumps(header, default=_json_default))), separators=(",", ":"))
+    return text.encode("utf-8")
+
+
+def _finite(value):
+    if isinstance(value, float) and not (value == value and abs(value) != float("inf")):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _json_default(value):
+    # numpy scalars and arrays in an operator's info dict, paths, tuples of odd types
+    for attr in ("item", "tolist"):
+        fn = getattr(value, attr, None)
+        if callable(fn):
+            try:
+                return fn()
+            except (TypeError, ValueError):
+                pass
+    return str(value)
+
+
+def write_frame(channel, header, buffers=()):
+    """Send one frame. `buffers` are bytes-like objects (bytes, bytearray, array, C-contiguous numpy arrays)."""
+    views = [memoryview(b).cast("B") for b in buffers]
+    head = encode_header(header)
+    if len(head) > MAX_HEADER_BYTES:
+        raise ProtocolError("frame header too large (%d bytes)" % len(head))
+    payload = sum(len(v) for v in views)
+    channel.write_all(PREFIX.pack(MAGIC, len(head), payload) + head)
+    for v in views:
+        channel.write_all(v)
+
+
+def read_frame(channel, max_payload=DEFAULT_MAX_REQUEST_BYTES, alloc=bytearray):
+    """Read one frame: (header dict, payload bytearray), or None at a clean end of stream.
+
+    `alloc(n)` returns a writable buffer of n bytes for the payload (a pool may hand out a reused one).
+    Raises ProtocolError: bad magic (not recoverable), header or payload over the limits (FrameTooLarge, checked
+    from the prefix before any allocation, not recoverable), end of stream inside a frame (Truncated), or a
+    header that is not a JSON object (recoverable: the payload was skipped)."""
+    prefix = bytearray(PREFIX.size)
+    got = _read_exact(channel, memoryview(prefix))
+    if got == 0:
+        return None
+    if got < PREFIX.size:
+        raise Truncated("stream ended inside a frame prefix")
+    magic, head_len, payload_len = PREFIX.unpack(prefix)
+    if magic != MAGIC:
+        raise ProtocolError("not an AI Portrait frame (bad magic %r)" % bytes(magic))
+    if head_len > MAX_HEADER_BYTES:
+        raise FrameTooLarge("frame header of %d bytes is over the %d-byte limit" % (head_len, MAX_HEADER_BYTES))
+    if payload_len > max_payload:
+        raise FrameTooLarge("request of %s is over this worker's limit of %s"
+                            % (_mb(payload_len), _mb(max_payload)))
+    head = bytearray(head_len)
+    if _read_exact(channel, memoryview(head)) < head_len:
+        raise Truncated("stream ended inside a frame header")
+    try:
+        header = json.loads(head.decode("utf-8"))
+        ok = isinstance(header, dict)
+    except (UnicodeDecodeError, ValueError):
+        ok = False
+    if not ok:
+        if not _skip(channel, payload_len):
+            raise Truncated("stream ended inside a frame payload")
+        raise ProtocolError("frame header is not a JSON object", recoverable=True)
+    payload = alloc(payload_len)
+    if _read_exact(channel, memoryview(payload)) < payload_len:
+        raise Truncated("stream ended inside a frame payload", request_id=header.get("id"))
+    return header, payload
+
+
+def _mb(n):
+    return "%.1f MB" % (n / 1e6)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Buffer descriptors
+
+
+def describe(name, width, height, channels, dtype, byteorder="little", **extra):
+    d = {"name": name, "shape": [int(height), int(width), int(channels)], "dtype": dtype, "byteorder": byteorder}
+    d.update(extra)
+    return d
+
+
+def buffer_nbytes(desc):
+    """Bytes a descriptor announces; BadRequest if it is not a valid H×W×C image of a known dtype."""
+    if not isinstance(desc, dict):
+        raise BadRequest("a buffer descriptor must be an object")
+    shape = desc.get("shape")
+    if (not isinstance(shape, list) or len(shape) != 3
+            or not all(isinstance(s, int) and not isinstance(s, bool) for s in shape)):
+        raise BadRequest("buffer '%s': shape must be [height, width, channels]" % desc.get("name"))
+    h, w, c = shape
+    if h < 1 or w < 1 or c not in (1, 2, 3, 4):
+        raise BadRequest("buffer '%s': shape %r is not an image of 1-4 channels" % (desc.get("name"), shape))
+    dtype = desc.get("dtype")
+    if dtype not in ITEMSIZE:
+        raise BadRequest("buffer '%s': dtype must be one of %s" % (desc.get("name"), ", ".join(ITEMSIZE)))
+    if desc.get("byteorder", "little") not in BYTEORDERS:
+        raise BadRequest("buffer '%s': byteorder must be 'little' or 'big'" % desc.get("name"))
+    return h * w * c * ITEMSIZE[dtype]
+
+
+def split_payload(header, payload):
+    """The payload cut into one memoryview per descriptor in header['buffers'] (no copies)."""
+    descs = header.get("buffers") or []
+    if not isinstance(descs, list):
+        raise BadRequest("'buffers' must be a list", request_id=header.get("id"))
+    sizes = []
+    for d in descs:
+        try:
+            sizes.append(buffer_nbytes(d))
+        except BadRequest as exc:
+            exc.request_id = header.get("id")
+            raise
+    if sum(sizes) != len(payload):
+        raise BadRequest("the buffers announce %d bytes but the payload holds %d" % (sum(sizes), len(payload)),
+                         request_id=header.get("id"))
+    view = memoryview(payload)
+    out = []
+    pos = 0
+    for n in sizes:
+        out.append(view[pos:pos + n])
+        pos += n
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Authentication: the token never crosses the wire; the client answers the server's nonce with an HMAC.
+
+
+def auth_mac(token, nonce):
+    return hmac.new(token.encode("utf-8"), nonce.encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def check_mac(token, nonce, mac):
+    if not isinstance(mac, str):
+        return False
+    return hmac.compare_digest(auth_mac(token, nonce), mac)

@@ -1,0 +1,158 @@
+"""Host-side pixel conversions: the pure-Python path gives the same bytes as the numpy path, and the rules hold."""
+import ast
+import os
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from plugin import pixels
+from plugin.pixels import Image
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DTYPES = pixels.DTYPES
+
+
+@pytest.fixture
+def pure(monkeypatch):
+    monkeypatch.setattr(pixels, "_np", None)
+
+
+def sample(dtype, n=4000, seed=1):
+    """Values that exercise every rule: random, exact ties, edges, out of range, NaN and infinities."""
+    rng = np.random.default_rng(seed)
+    if dtype == "u8":
+        return np.concatenate([np.arange(256), rng.integers(0, 256, n)]).astype("<u1")
+    if dtype == "u16":
+        return np.concatenate([np.arange(0, 65536, 7), [65535], rng.integers(0, 65536, n)]).astype("<u2")
+    ties = (np.arange(256) + 0.5) / 255.0
+    special = [0.0, -0.0, 1.0, -1e-8, 1.0000001, 2.0, -3.0, 65504.0, 65519.0, 65520.0, -65520.0, 1e9, np.inf,
+               -np.inf, np.nan, 6e-8, 1e-45]
+    vals = np.concatenate([rng.random(n) * 1.2 - 0.1, ties, ties.astype(np.float32), special,
+                           (np.arange(65536) + 0.5) / 65535.0])
+    with np.errstate(over="ignore"):
+        return vals.astype("<f4" if dtype == "f32" else "<f2")
+
+
+def as_bytes(data):
+    return bytes(memoryview(data).cast("B"))
+
+
+@pytest.mark.parametrize("src", DTYPES)
+@pytest.mark.parametrize("dst", DTYPES)
+def test_pure_python_equals_numpy(src, dst, monkeypatch):
+    raw = sample(src).tobytes()
+    fast = as_bytes(pixels.convert(raw, src, dst))
+    monkeypatch.setattr(pixels, "_np", None)
+    slow = as_bytes(pixels.convert(raw, src, dst))
+    assert len(fast) == len(slow)
+    if fast != slow:  # say where, to make a failure readable
+        code = {"u8": "<u1", "u16": "<u2", "f16": "<f2", "f32": "<f4"}[dst]
+        a, b = np.frombuffer(fast, code), np.frombuffer(slow, code)
+        bad = np.nonzero(a.view(np.uint8 if dst == "u8" else f"<u{a.itemsize}")
+                         != b.view(np.uint8 if dst == "u8" else f"<u{b.itemsize}"))[0]
+        src_vals = np.frombuffer(raw, {"u8": "<u1", "u16": "<u2", "f16": "<f2", "f32": "<f4"}[src])
+        pytest.fail(f"{len(bad)} differ, e.g. {src_vals[bad[:3]]} -> numpy {a[bad[:3]]} python {b[bad[:3]]}")
+
+
+def test_integer_to_float_is_v_over_max_in_float32():
+    u8 = np.frombuffer(as_bytes(pixels.convert(bytes(range(256)), "u8", "f32")), "<f4")
+    assert np.array_equal(u8, (np.arange(256, dtype=np.float64) / 255).astype(np.float32))
+    u16 = np.arange(65536, dtype="<u2")
+    f = np.frombuffer(as_bytes(pixels.convert(u16.tobytes(), "u16", "f32")), "<f4")
+    assert np.array_equal(f, (u16 / 65535.0).astype(np.float32))
+
+
+@pytest.mark.parametrize("mode", ["numpy", "python"])
+@pytest.mark.parametrize("dtype", ["u8", "u16", "f16"])
+def test_round_trip_through_float32_is_identity(dtype, mode, monkeypatch):
+    if mode == "python":
+        monkeypatch.setattr(pixels, "_np", None)
+    if dtype == "f16":
+        raw = np.arange(65536, dtype="<u2").view("<f2")
+        raw = raw[np.isfinite(raw)].tobytes()  # every finite half value
+    else:
+        raw = sample(dtype).tobytes()
+    back = as_bytes(pixels.convert(pixels.convert(raw, dtype, "f32"), "f32", dtype))
+    assert back == raw
+
+
+def test_float_to_integer_rules():
+    vals = np.array([-1, 0, 0.5 / 255, 1.5 / 255, 0.5, 1, 7, np.nan, np.inf, -np.inf], "<f4")
+    u8 = np.frombuffer(as_bytes(pixels.convert(vals.tobytes(), "f32", "u8")), np.uint8)
+    expected = np.rint(np.float32(np.clip(np.nan_to_num(vals, nan=0, posinf=1, neginf=0), 0, 1)) * np.float32(255))
+    assert u8.tolist() == expected.astype(np.uint8).tolist()
+    assert u8[[0, 1, 5, 6, 7, 8, 9]].tolist() == [0, 0, 255, 255, 0, 255, 0]
+
+
+def test_half_overflow_becomes_infinity(pure):
+    raw = struct.pack("<4f", 65519.0, 65520.0, -1e6, 70000.0)
+    half = struct.unpack("<4e", as_bytes(pixels.convert(raw, "f32", "f16")))
+    assert half[0] == 65504.0 and half[1] == float("inf") and half[2] == float("-inf")
+
+
+@pytest.mark.parametrize("mode", ["numpy", "python"])
+@pytest.mark.parametrize("depth", ["U8", "U16"])
+def test_krita_integer_layout_is_bgra(depth, mode, monkeypatch):
+    if mode == "python":
+        monkeypatch.setattr(pixels, "_np", None)
+    dtype = pixels.KRITA_DEPTHS[depth]
+    code = "<u1" if dtype == "u8" else "<u2"
+    rgba = np.random.default_rng(3).integers(0, 255 if dtype == "u8" else 65535, (5, 7, 4)).astype(code)
+    bgra = rgba[:, :, [2, 1, 0, 3]].copy()
+    img = Image.from_krita(bgra.tobytes(), 7, 5, depth)
+    assert img.dtype == dtype and img.tobytes() == rgba.tobytes()
+    assert img.to_krita(depth) == bgra.tobytes()
+    # and through float32, the exchange format, back into Krita's layout
+    assert img.to("f32").to_krita(depth) == bgra.tobytes()
+
+
+def test_krita_float_layouts_are_rgba():
+    rgba = np.random.default_rng(4).random((3, 4, 4)).astype("<f2")
+    img = Image.from_krita(rgba.tobytes(), 4, 3, "F16")
+    assert img.tobytes() == rgba.tobytes()
+    f32 = img.to("f32")
+    assert np.array_equal(f32.to_numpy(), rgba.astype(np.float32))
+    assert f32.to_krita("F16") == rgba.tobytes()
+
+
+@pytest.mark.parametrize("mode", ["numpy", "python"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_big_endian_buffers(dtype, mode, monkeypatch):
+    if mode == "python":
+        monkeypatch.setattr(pixels, "_np", None)
+    little = sample(dtype, 50)
+    little = little[np.isfinite(little)] if dtype.startswith("f") else little
+    big = little.astype(little.dtype.newbyteorder(">"))
+    img = Image(len(little), 1, 1, dtype, big.tobytes(), byteorder="big")
+    assert img.to(dtype).tobytes() == little.tobytes()
+    assert img.to("f32").tobytes() == as_bytes(pixels.convert(little.tobytes(), dtype, "f32"))
+
+
+def test_image_checks_its_size():
+    with pytest.raises(ValueError):
+        Image(2, 2, 4, "f32", bytes(63))
+    with pytest.raises(ValueError):
+        Image(2, 2, 4, "f64", bytes(128))
+    with pytest.raises(ValueError):
+        Image(0, 2, 4, "u8", b"")
+    img = Image.from_numpy(np.zeros((3, 5, 4), np.float32))
+    assert (img.width, img.height, img.channels, img.dtype, img.nbytes) == (5, 3, 4, "f32", 240)
+
+
+def test_plugin_is_python38_syntax_and_stdlib_only():
+    folder = os.path.join(ROOT, "plugin")
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".py"):
+            with open(os.path.join(folder, name), encoding="utf-8") as fh:
+                ast.parse(fh.read(), filename=name, feature_version=(3, 8))
+    code = ("import sys; sys.modules['numpy'] = None; sys.modules['torch'] = None\n"
+            "import plugin, plugin.client, plugin.pixels, plugin.protocol, plugin.config\n"
+            "assert not plugin.pixels.have_numpy()\n"
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('core', 'numpy', 'torch', 'cv2')"
+            " and sys.modules[m] is not None]\n"
+            "assert not bad, bad\n")
+    subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {ROOT!r}); " + code],
+                   check=True, cwd="/", timeout=60)
