@@ -360,10 +360,14 @@ def run(name: str, inputs: Mapping[str, Any], params: Optional[Mapping[str, Any]
         raise RuntimeError(f"{name} returned {result.shape} for a {base.shape} input")
     if base_alpha is not None and result.shape[2] == 3:
         result = np.concatenate([result, base_alpha], axis=2)
-        base = np.concatenate([base[:, :, :3], base_alpha], axis=2)
     m = prepare_mask(mask, result.shape[:2])
-    if m is not None and base.shape == result.shape:
-        result = blend_with_mask(base.astype(np.float32), result, m)
+    if m is not None:
+        # Only a mask needs the full base picture (with its alpha): skip that copy otherwise.
+        if base_alpha is not None and base.shape[2] == 3:
+            base = np.concatenate([base, base_alpha], axis=2)
+        if base.shape != result.shape:
+            raise RuntimeError(f"{name}: cannot blend a {result.shape} result with a {base.shape} base")
+        result = blend_with_mask(base.astype(np.float32, copy=False), result, m)
     out.image = result
     out.base = base
     job.progress(1.0, f"{op.title}: done")

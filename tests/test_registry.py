@@ -110,3 +110,9 @@ def test_sub_job_maps_fractions():
     seen = []
     Job(lambda f, m: seen.append(f)).sub(0.5, 1.0).sub(0.0, 0.5).progress(0.5)
     assert seen == [pytest.approx(0.625)]
+
+
+def test_every_operator_package_imports():
+    from core.operators import BROKEN
+    registry.operators()
+    assert not BROKEN, "operator packages failed to import:\n" + "\n".join(BROKEN.values())

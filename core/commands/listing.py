@@ -16,6 +16,9 @@ def _run(args) -> int:
         sys.stdout.write("\n")
         return 0
     ops = registry.operators()
+    from ..operators import BROKEN
+    for name, trace in BROKEN.items():
+        print(f"warning: operator package '{name}' failed to load (a bug):\n{trace}", file=sys.stderr)
     if not ops:
         print("no operators registered")
     for op in ops:
