@@ -1,0 +1,113 @@
+"""Burst denoise: align a hand-held burst onto its sharpest frame and merge it robustly (the HDR+ family).
+
+Stages: reference.py picks the sharpest frame, noise.py measures the sensor noise (variance = a·signal + b in
+linear light), align.py finds per-tile motion coarse to fine, merge.py merges in the frequency domain with a
+pairwise Wiener rule that falls back to the reference where a frame disagrees (no ghosts), then optionally
+applies a spatial Wiener. Output: the reference frame's geometry, size and bit depth.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+import numpy as np
+
+from ...errors import UserError
+from ...registry import Context, Input, Operator, Output, Param, register
+from . import align, merge, noise, reference, synth
+
+MIN_MATCHED = 0.5     # an alternate frame must match the reference in at least half of its textured tiles
+MIN_TEXTURED = 6      # fewer textured tiles than this: too little structure to judge overlap, trust the merge
+
+PARAMS = (
+    Param("reference", "int", -1, "index of the reference frame (0 = first); -1 picks the sharpest frame",
+          min=-1, max=999, title="Reference frame"),
+    Param("strength", "float", 1.0, "temporal merge strength: 0 keeps the reference alone, 1 merges what agrees "
+          "within the measured noise, higher merges more (and risks ghosts)", unit="ratio", min=0.0, max=4.0,
+          step=0.1),
+    Param("tile", "choice", "16", "merge tile side: 16 follows local motion and fine detail more closely "
+          "(measured 0.6 dB better on a detailed burst), 32 decides over larger areas", unit="px",
+          choices=("16", "32")),
+    Param("spatial", "float", 1.0, "spatial denoise of the merged frame, in units of its remaining noise; "
+          "0 turns it off", unit="ratio", min=0.0, max=4.0, step=0.1, title="Spatial denoise"),
+    Param("noise_a", "float", None, "shot-noise gain a of the noise model variance = a·signal + b (linear light, "
+          "signal 0..1); empty = measure it from the frames", unit="signal", min=0.0, max=1.0, optional=True,
+          title="Noise a (shot)"),
+    Param("noise_b", "float", None, "read-noise variance b of the noise model variance = a·signal + b (linear "
+          "light); empty = measure it from the frames", unit="signal²", min=0.0, max=1.0, optional=True,
+          title="Noise b (read)"),
+)
+
+
+def _check_frames(frames: List[np.ndarray]) -> None:
+    if len(frames) < 2:
+        raise UserError("burst denoise needs at least two frames of the same scene; got one", "bad-input")
+    h, w = frames[0].shape[:2]
+    for k, f in enumerate(frames[1:], start=1):
+        if f.shape[:2] != (h, w):
+            raise UserError(f"all frames must have the same size: frame 1 is {w}x{h} but frame {k + 1} is "
+                            f"{f.shape[1]}x{f.shape[0]}", "size-mismatch")
+    if min(h, w) < 32:
+        raise UserError(f"frames of {w}x{h} are too small to align; burst denoise needs at least 32x32 pixels",
+                        "bad-input")
+
+
+def run(inputs: Dict[str, Any], params: Dict[str, Any], ctx: Context) -> Output:
+    frames: List[np.ndarray] = list(inputs["frames"])
+    _check_frames(frames)
+    device = ctx.torch_device()
+    job = ctx.job
+    n = len(frames)
+
+    ref = params["reference"]
+    if ref >= n:
+        raise UserError(f"reference frame {ref} does not exist: the burst has {n} frames (0..{n - 1})",
+                        "bad-parameter")
+    lumas = None
+    if ref < 0:
+        lumas = [align.alignment_luma(f) for f in frames]
+        ref, _ = reference.sharpest(lumas)
+    job.progress(0.03, f"reference frame {ref}")
+
+    if params["noise_a"] is None or params["noise_b"] is None:
+        measured = noise.estimate_burst(frames, ref)
+    else:
+        measured = noise.NoiseModel(0.0, 0.0)
+    model = noise.NoiseModel(measured.a if params["noise_a"] is None else params["noise_a"],
+                             max(measured.b if params["noise_b"] is None else params["noise_b"], noise.MIN_VARIANCE))
+    job.progress(0.06, "noise measured")
+
+    align_job = job.sub(0.06, 0.35)
+    ref_luma = (lumas[ref] if lumas else align.alignment_luma(frames[ref])).to(device)
+    aligner = align.Aligner(ref_luma)
+    motions: List[Any] = [None] * n
+    for i, k in enumerate(k for k in range(n) if k != ref):
+        align_job.progress(i / (n - 1), f"aligning frame {k + 1} of {n}")
+        luma = (lumas[k] if lumas else align.alignment_luma(frames[k])).to(device)
+        motion = aligner.align(luma)
+        if motion.textured >= MIN_TEXTURED and motion.matched < MIN_MATCHED:
+            raise UserError(f"frame {k + 1} of {n} (index {k}) does not overlap the reference frame (index "
+                            f"{ref}): only {motion.matched:.0%} of its detail matches; remove it from the burst",
+                            "no-overlap")
+        motions[k] = motion
+    del lumas
+
+    image, accepted = merge.merge(frames, ref, motions, model, tile=int(params["tile"]),
+                                  strength=params["strength"], spatial=params["spatial"], device=device,
+                                  job=job.sub(0.35, 1.0))
+    info = {"reference_index": int(ref), "noise_a": float(model.a), "noise_b": float(model.b),
+            "frames": n, "accepted": round(accepted, 3),
+            "matched": [None if m is None else round(m.matched, 3) for m in motions]}
+    return Output(image.astype(np.float32), base=frames[ref], info=info)
+
+
+register(Operator(
+    name="denoise",
+    title="Burst Denoise",
+    help="align a hand-held burst and merge it into one clean frame with the sharpness of the reference, "
+         "without ghosts from moving subjects",
+    inputs=(Input("frames", "frames", "the burst: two or more frames of the same scene, same size"),),
+    params=PARAMS,
+    run=run,
+    demo=synth.demo,
+    order=10,
+))

@@ -1,0 +1,97 @@
+"""Sensor noise model from the data: variance = a·signal + b in linear light (shot + read noise).
+
+The finest diagonal Haar detail (HH) of an image is blind to constant and linear ramps, so where the picture is
+smooth it holds noise alone, with the same variance as the pixels. Small blocks are binned by brightness; in each
+bin a low quantile of the block variances (divided by the quantile of the chi-square law it should follow) picks
+the smooth blocks and ignores the textured ones. A weighted line through the bins gives a and b.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .linear import decode
+
+BLOCK = 4            # HH samples per block side: 16 samples per local variance
+QUANTILE = 0.2       # low quantile: mostly smooth blocks
+BINS = 12
+# 20th percentile of chi-square with 16 degrees of freedom, divided by 16: the bias of the low quantile.
+CHI2_16_Q20 = 11.152 / 16.0
+MIN_VARIANCE = 1e-8  # floor so that later divisions stay finite on clean synthetic input
+
+
+@dataclass(frozen=True)
+class NoiseModel:
+    a: float  # shot-noise gain: variance per unit of linear signal
+    b: float  # read-noise variance (linear units squared)
+
+    def variance(self, signal):
+        """Noise variance at `signal` (linear light; numpy, torch or float)."""
+        if isinstance(signal, torch.Tensor):
+            return (self.a * signal.clamp_min(0.0) + self.b).clamp_min(MIN_VARIANCE)
+        return np.maximum(self.a * np.maximum(signal, 0.0) + self.b, MIN_VARIANCE)
+
+
+def _haar_blocks(linear: torch.Tensor):
+    """(C,H,W) linear image -> per-block (mean signal, mean HH²) over BLOCK×BLOCK Haar cells."""
+    c, h, w = linear.shape
+    h2, w2 = (h // 2) * 2, (w // 2) * 2
+    x = linear[:, :h2, :w2]
+    x00, x01, x10, x11 = x[:, 0::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 0::2], x[:, 1::2, 1::2]
+    hh = (x00 - x01 - x10 + x11) * 0.5      # variance σ² for white noise of variance σ²
+    mean = (x00 + x01 + x10 + x11) * 0.25
+    pool = lambda t: F.avg_pool2d(t[None], BLOCK, BLOCK)[0]  # noqa: E731
+    return pool(mean).reshape(-1), pool(hh * hh).reshape(-1)
+
+
+def estimate_image(frame_srgb: np.ndarray, max_pixels: int = 1_000_000) -> NoiseModel:
+    """Fit variance = a·signal + b on one H×W×3 sRGB-encoded image (measured in linear light)."""
+    h, w = frame_srgb.shape[:2]
+    if h * w > max_pixels:  # a central crop is plenty and bounds the cost on 12 MP frames
+        s = (max_pixels / (h * w)) ** 0.5
+        ch, cw = max(int(h * s), 16), max(int(w * s), 16)
+        y0, x0 = (h - ch) // 2, (w - cw) // 2
+        frame_srgb = frame_srgb[y0:y0 + ch, x0:x0 + cw]
+    linear = decode(torch.from_numpy(np.ascontiguousarray(frame_srgb[:, :, :3], np.float32)).permute(2, 0, 1))
+    mean, var = _haar_blocks(linear)
+    if mean.numel() < BINS * 8:
+        return NoiseModel(0.0, float(var.median().clamp_min(MIN_VARIANCE)))
+    order = torch.argsort(mean)
+    mean, var = mean[order], var[order]
+    xs, ys, ws = [], [], []
+    for chunk_m, chunk_v in zip(torch.chunk(mean, BINS), torch.chunk(var, BINS)):
+        if chunk_m.numel() < 8:
+            continue
+        q = torch.quantile(chunk_v, QUANTILE) / CHI2_16_Q20
+        level = float(chunk_m.median())
+        if level < 2.0 * float(q) ** 0.5 and level < 0.5:
+            continue  # near black, clipping at 0 hides part of the noise: such bins would drag b to zero
+        xs.append(level)
+        ys.append(float(q))
+        ws.append(1.0 / max(float(q), MIN_VARIANCE))  # relative errors matter: weight by 1/variance
+    if len(xs) < 2:
+        return NoiseModel(0.0, float(var.median().clamp_min(MIN_VARIANCE)))
+    return _fit_line(np.array(xs), np.array(ys), np.array(ws))
+
+
+def _fit_line(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> NoiseModel:
+    """Weighted least squares y = a·x + b with a, b ≥ 0."""
+    sw = np.sqrt(w)
+    A = np.stack([x, np.ones_like(x)], axis=1) * sw[:, None]
+    (a, b), *_ = np.linalg.lstsq(A, y * sw, rcond=None)
+    if b < 0:  # pure shot noise: through the origin
+        a, b = float(np.sum(w * x * y) / max(np.sum(w * x * x), 1e-20)), 0.0
+    if a < 0:  # pure read noise
+        a, b = 0.0, float(np.sum(w * y) / np.sum(w))
+    return NoiseModel(max(float(a), 0.0), max(float(b), MIN_VARIANCE))
+
+
+def estimate_burst(frames_srgb: Sequence[np.ndarray], reference: int, max_frames: int = 3) -> NoiseModel:
+    """Median of per-image fits over the reference and a few others (the sensor is the same for all)."""
+    picks = [reference] + [k for k in range(len(frames_srgb)) if k != reference][:max_frames - 1]
+    models = [estimate_image(frames_srgb[k]) for k in picks]
+    return NoiseModel(float(np.median([m.a for m in models])), float(np.median([m.b for m in models])))

@@ -1,0 +1,389 @@
+"""Widgets generated from the registry's JSON declarations: one control per parameter, one picker per input.
+
+Nothing here knows any operator: a float with a range becomes a slider plus a spin box showing its unit, an int
+the same with whole steps, a choice a combo box, a bool a check box, a point two pixel spin boxes, an optional
+parameter (None = derive it automatically) gets an 'auto' check box. Auxiliary inputs (depth, normals, reference,
+background, mask) become layer pickers and a 'frames' input the list of the selected layers.
+
+Every control carries objectName 'param:<name>' or 'input:<name>' so tests (and styles) can find them.
+"""
+import math
+
+from .qt import Qt, QtWidgets, enum
+
+UNIT_SUFFIX = {"mm": " mm", "m": " m", "deg": "°", "f-number": "", "px": " px", "K": " K", "stops": " stops",
+               "ratio": "×", "%": " %"}
+UNIT_PREFIX = {"f-number": "f/"}
+SLIDER_STEPS = 1000
+NO_LAYER = "(none)"
+
+
+def describe(p: dict) -> str:
+    """Tooltip: the help sentence, unit and range, the way the CLI's --help says it."""
+    bits = [p.get("help", "")]
+    if p.get("unit"):
+        bits.append(f"unit: {p['unit']}")
+    if p.get("min") is not None or p.get("max") is not None:
+        lo = "-∞" if p.get("min") is None else _num(p["min"])
+        hi = "∞" if p.get("max") is None else _num(p["max"])
+        bits.append(f"range {lo} … {hi}")
+    if p.get("optional"):
+        bits.append("tick 'auto' to let the operator derive it")
+    return "\n".join(b for b in bits if b)
+
+
+def _num(x) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def _places(x) -> int:
+    """Decimal places needed to show x exactly (0.01 -> 2, 85.0 -> 0), at most 6."""
+    text = f"{float(x):.6f}".rstrip("0")
+    return min(len(text.split(".")[1]), 6) if "." in text else 0
+
+
+def _decimals(p: dict) -> int:
+    """Enough places for the bounds, step and default (Qt rounds the range to them), plus a sensible minimum
+    for the span (a 0..1 ratio gets 3 places, a 0..2000 px range 1)."""
+    lo, hi = p.get("min"), p.get("max")
+    span = (hi - lo) if lo is not None and hi is not None else 100.0
+    base = 3 if span <= 2 else 2 if span <= 50 else 1
+    need = [_places(x) for x in (lo, hi, p.get("step"), p.get("default")) if isinstance(x, (int, float))]
+    return max([base] + need)
+
+
+class _Base(QtWidgets.QWidget):
+    """A control with value()/set_value()/reset(); `auto` is the optional parameter's None switch."""
+
+    def __init__(self, decl: dict, parent=None):
+        super().__init__(parent)
+        self.decl = decl
+        self.setObjectName(f"param:{decl['name']}")
+        self.setToolTip(describe(decl))
+        self._row = QtWidgets.QHBoxLayout(self)
+        self._row.setContentsMargins(0, 0, 0, 0)
+        self.auto = None
+        if decl.get("optional"):
+            self.auto = QtWidgets.QCheckBox("auto", self)
+            self.auto.setToolTip("derive this value automatically")
+            self.auto.toggled.connect(self._auto_toggled)
+
+    def _finish(self):
+        if self.auto is not None:
+            self._row.addWidget(self.auto)
+        self.reset()
+
+    def _auto_toggled(self, on: bool):
+        for w in self._editors():
+            w.setEnabled(not on)
+
+    def _editors(self):
+        return []
+
+    def reset(self):
+        d = self.decl.get("default")
+        if d is None and self.auto is not None:
+            self.auto.setChecked(True)
+            self._auto_toggled(True)
+        else:
+            if self.auto is not None:
+                self.auto.setChecked(False)
+            if d is not None:
+                self._set(d)
+
+    def value(self):
+        if self.auto is not None and self.auto.isChecked():
+            return None
+        return self._get()
+
+    def set_value(self, v):
+        if v is None and self.auto is not None:
+            self.auto.setChecked(True)
+            return
+        if self.auto is not None:
+            self.auto.setChecked(False)
+        self._set(v)
+
+
+class NumberControl(_Base):
+    """Slider + spin box; the spin box shows the unit. Unbounded numbers get the spin box only."""
+
+    def __init__(self, decl: dict, parent=None):
+        super().__init__(decl, parent)
+        is_int = decl["type"] == "int"
+        lo, hi = decl.get("min"), decl.get("max")
+        if is_int:
+            self.spin = QtWidgets.QSpinBox(self)
+            self.spin.setRange(int(lo) if lo is not None else -2 ** 31 + 1, int(hi) if hi is not None else 2 ** 31 - 1)
+            self.spin.setSingleStep(int(decl.get("step") or 1))
+        else:
+            self.spin = QtWidgets.QDoubleSpinBox(self)
+            self.spin.setDecimals(_decimals(decl))
+            self.spin.setRange(float(lo) if lo is not None else -1e9, float(hi) if hi is not None else 1e9)
+            if decl.get("step"):
+                self.spin.setSingleStep(float(decl["step"]))
+            else:
+                span = (hi - lo) if lo is not None and hi is not None else 1.0
+                self.spin.setSingleStep(max(span / 100.0, 10.0 ** -self.spin.decimals()))
+        unit = decl.get("unit") or ""
+        self.spin.setSuffix(UNIT_SUFFIX.get(unit, f" {unit}" if unit else ""))
+        self.spin.setPrefix(UNIT_PREFIX.get(unit, ""))
+        self.spin.setObjectName(f"spin:{decl['name']}")
+        self.slider = None
+        # a range over several decades (0.01 m .. 100 km) gets a logarithmic slider: equal travel per decade
+        self.log = (not is_int and lo is not None and hi is not None and lo > 0 and hi / lo >= 100)
+        if lo is not None and hi is not None and hi > lo:
+            self.slider = QtWidgets.QSlider(enum(Qt, "Orientation", "Horizontal"), self)
+            self.slider.setObjectName(f"slider:{decl['name']}")
+            self.slider.setRange(0, SLIDER_STEPS)
+            self.slider.valueChanged.connect(self._from_slider)
+            self.spin.valueChanged.connect(self._to_slider)
+            self._row.addWidget(self.slider, 3)
+        self._row.addWidget(self.spin, 2)
+        self._syncing = False
+        self._finish()
+
+    def _editors(self):
+        return [w for w in (self.slider, self.spin) if w is not None]
+
+    def _from_slider(self, pos: int):
+        if self._syncing:
+            return
+        lo, hi = float(self.decl["min"]), float(self.decl["max"])
+        t = pos / SLIDER_STEPS
+        v = lo * (hi / lo) ** t if self.log else lo + (hi - lo) * t
+        self._syncing = True
+        self.spin.setValue(int(round(v)) if self.decl["type"] == "int" else v)
+        self._syncing = False
+
+    def _to_slider(self, v):
+        if self._syncing or self.slider is None:
+            return
+        lo, hi = float(self.decl["min"]), float(self.decl["max"])
+        if self.log:
+            t = math.log(max(float(v), lo) / lo) / math.log(hi / lo)
+        else:
+            t = (float(v) - lo) / (hi - lo)
+        self._syncing = True
+        self.slider.setValue(int(round(t * SLIDER_STEPS)))
+        self._syncing = False
+
+    def _get(self):
+        v = self.spin.value()
+        return int(v) if self.decl["type"] == "int" else float(v)
+
+    def _set(self, v):
+        self.spin.setValue(int(v) if self.decl["type"] == "int" else float(v))
+        self._to_slider(self.spin.value())
+
+
+class BoolControl(_Base):
+    def __init__(self, decl: dict, parent=None):
+        super().__init__(decl, parent)
+        self.box = QtWidgets.QCheckBox(self)
+        self._row.addWidget(self.box)
+        self._row.addStretch(1)
+        self._finish()
+
+    def _editors(self):
+        return [self.box]
+
+    def _get(self):
+        return bool(self.box.isChecked())
+
+    def _set(self, v):
+        self.box.setChecked(bool(v))
+
+
+class ChoiceControl(_Base):
+    def __init__(self, decl: dict, parent=None):
+        super().__init__(decl, parent)
+        self.combo = QtWidgets.QComboBox(self)
+        for c in decl.get("choices") or []:
+            self.combo.addItem(str(c).replace("_", " "), c)
+        self._row.addWidget(self.combo, 1)
+        self._finish()
+
+    def _editors(self):
+        return [self.combo]
+
+    def _get(self):
+        return self.combo.currentData()
+
+    def _set(self, v):
+        i = self.combo.findData(v)
+        if i >= 0:
+            self.combo.setCurrentIndex(i)
+
+
+class PointControl(_Base):
+    """x, y in image pixels (origin top-left, y down)."""
+
+    def __init__(self, decl: dict, parent=None):
+        super().__init__(decl, parent)
+        self.xs, self.ys = QtWidgets.QDoubleSpinBox(self), QtWidgets.QDoubleSpinBox(self)
+        for axis, s in (("x", self.xs), ("y", self.ys)):
+            s.setRange(-1e6, 1e6)
+            s.setDecimals(1)
+            s.setPrefix(f"{axis} ")
+            s.setSuffix(" px")
+            self._row.addWidget(s, 1)
+        self._finish()
+
+    def _editors(self):
+        return [self.xs, self.ys]
+
+    def _get(self):
+        return [float(self.xs.value()), float(self.ys.value())]
+
+    def _set(self, v):
+        if isinstance(v, str):
+            v = [float(c) for c in v.split(",")]
+        self.xs.setValue(float(v[0]))
+        self.ys.setValue(float(v[1]))
+
+
+class StringControl(_Base):
+    def __init__(self, decl: dict, parent=None):
+        super().__init__(decl, parent)
+        self.edit = QtWidgets.QLineEdit(self)
+        self._row.addWidget(self.edit, 1)
+        self._finish()
+
+    def _editors(self):
+        return [self.edit]
+
+    def _get(self):
+        return self.edit.text()
+
+    def _set(self, v):
+        self.edit.setText(str(v))
+
+
+PARAM_CONTROLS = {"float": NumberControl, "int": NumberControl, "bool": BoolControl, "choice": ChoiceControl,
+                  "point": PointControl, "string": StringControl}
+
+
+def make_param_control(decl: dict, parent=None):
+    cls = PARAM_CONTROLS.get(decl.get("type"), StringControl)  # an unknown future type still gets a text box
+    return cls(decl, parent)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Inputs: layers of the active document.
+
+
+class LayerPicker(QtWidgets.QComboBox):
+    """Pick one layer of the document (by unique id) for an auxiliary input: depth, normals, reference, ..."""
+
+    def __init__(self, decl: dict, parent=None):
+        super().__init__(parent)
+        self.decl = decl
+        self.setObjectName(f"input:{decl['name']}")
+        req = "" if decl.get("required", True) else " (optional)"
+        self.setToolTip(f"{decl.get('help', '')}\nlayer used as {decl['kind']}{req}")
+
+    def refresh(self, layers):
+        """layers: [(id, label)] in stacking order. Keeps the current choice when that layer still exists."""
+        keep = self.currentData()
+        self.blockSignals(True)
+        self.clear()
+        if not self.decl.get("required", True):
+            self.addItem(NO_LAYER, None)
+        for lid, label in layers:
+            self.addItem(label, lid)
+        i = self.findData(keep) if keep is not None else -1
+        if i < 0 and self.decl.get("required", True):
+            i = self._guess(layers)
+        self.setCurrentIndex(max(i, 0))
+        self.blockSignals(False)
+
+    def _guess(self, layers) -> int:
+        """A required picker defaults to a layer whose name mentions its kind ('Depth', 'normals'), else none."""
+        for k, (lid, label) in enumerate(layers):
+            if self.decl["kind"] in label.lower() or self.decl["name"] in label.lower():
+                return k
+        return -1
+
+    def value(self):
+        return self.currentData()
+
+
+class FramesList(QtWidgets.QWidget):
+    """The frames of a burst: the layers selected in the Layers docker, each can be unticked."""
+
+    def __init__(self, decl: dict, parent=None):
+        super().__init__(parent)
+        self.decl = decl
+        self.setObjectName(f"input:{decl['name']}")
+        self.setToolTip(f"{decl.get('help', '')}\nselect the frame layers in the Layers docker, then press "
+                        f"'Use selected layers'")
+        col = QtWidgets.QVBoxLayout(self)
+        col.setContentsMargins(0, 0, 0, 0)
+        self.list = QtWidgets.QListWidget(self)
+        self.list.setMaximumHeight(110)
+        self.button = QtWidgets.QPushButton("Use selected layers", self)
+        col.addWidget(self.list)
+        col.addWidget(self.button)
+
+    def set_layers(self, layers):
+        """layers: [(id, label)], all ticked."""
+        self.list.clear()
+        checked = enum(Qt, "CheckState", "Checked")
+        for lid, label in layers:
+            item = QtWidgets.QListWidgetItem(label, self.list)
+            item.setData(enum(Qt, "ItemDataRole", "UserRole"), lid)
+            item.setFlags(item.flags() | enum(Qt, "ItemFlag", "ItemIsUserCheckable"))
+            item.setCheckState(checked)
+
+    def value(self):
+        checked = enum(Qt, "CheckState", "Checked")
+        role = enum(Qt, "ItemDataRole", "UserRole")
+        return [self.list.item(i).data(role) for i in range(self.list.count())
+                if self.list.item(i).checkState() == checked]
+
+
+class OperatorPage(QtWidgets.QWidget):
+    """All controls of one operator, laid out as a form, built from its JSON declaration."""
+
+    def __init__(self, op: dict, parent=None):
+        super().__init__(parent)
+        self.op = op
+        self.setObjectName(f"page:{op['name']}")
+        form = QtWidgets.QFormLayout(self)
+        form.setContentsMargins(0, 0, 0, 0)
+        self.help = QtWidgets.QLabel(op.get("help", ""), self)
+        self.help.setWordWrap(True)
+        form.addRow(self.help)
+        self.params = {}
+        self.pickers = {}
+        self.frames = None
+        for inp in op.get("inputs", []):
+            if inp["kind"] == "image":
+                continue  # the primary picture is the active layer
+            if inp["kind"] == "frames":
+                self.frames = FramesList(inp, self)
+                self.frames.inp_name = inp["name"]
+                form.addRow(_label(inp["name"], "frames"), self.frames)
+            else:
+                picker = LayerPicker(inp, self)
+                self.pickers[inp["name"]] = picker
+                form.addRow(_label(inp["name"], inp["kind"]), picker)
+        for p in op.get("params", []):
+            ctl = make_param_control(p, self)
+            self.params[p["name"]] = ctl
+            lab = QtWidgets.QLabel(p.get("title") or p["name"].replace("_", " ").capitalize(), self)
+            lab.setToolTip(ctl.toolTip())
+            form.addRow(lab, ctl)
+
+    def param_values(self) -> dict:
+        return {name: ctl.value() for name, ctl in self.params.items()}
+
+    def reset(self):
+        for ctl in self.params.values():
+            ctl.reset()
+
+
+def _label(name: str, kind: str) -> str:
+    text = name.replace("_", " ").capitalize()
+    return text if name == kind else f"{text} ({kind})"

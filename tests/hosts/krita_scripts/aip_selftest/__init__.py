@@ -1,0 +1,379 @@
+"""Tests only: drives the AI Portrait docker inside a real Krita window (Xvfb), then quits Krita.
+
+Installed next to ai_portrait in a scratch profile by tests/hosts/test_krita.py; starts when the main window is
+created. The plan ($AIP_PLAN) gives the registry to compare with and per-operator inputs; results and
+screenshots go to $AIP_OUT. Every step is guarded: an exception is recorded, never raised into Krita (that
+would open a modal dialog and hang the run), and a watchdog quits Krita if a step stalls.
+"""
+import json
+import os
+import sys
+import time
+import traceback
+
+from krita import Krita, Selection
+
+try:
+    from PyQt5 import QtCore, QtWidgets
+except ImportError:  # Krita 6
+    from PyQt6 import QtCore, QtWidgets
+
+OUT = os.environ.get("AIP_OUT", "")
+RESULTS = {"checks": {}, "errors": [], "log": []}
+_started = [False]
+
+
+def log(msg):
+    RESULTS["log"].append(f"{time.strftime('%H:%M:%S')} {msg}")
+    print(f"[aip_selftest] {msg}", file=sys.stderr, flush=True)
+
+
+def check(name, ok, detail=""):
+    RESULTS["checks"][name] = {"ok": bool(ok), "detail": detail}
+    log(f"{'ok  ' if ok else 'FAIL'} {name} {detail}")
+
+
+def save_results():
+    if OUT:
+        with open(os.path.join(OUT, "results.json"), "w", encoding="utf-8") as fh:
+            json.dump(RESULTS, fh, indent=1, default=str)
+
+
+def quit_krita():
+    save_results()
+    try:
+        for d in list(Krita.instance().documents()):
+            d.setModified(False)
+            d.close()
+    except Exception:  # noqa: BLE001
+        RESULTS["errors"].append(traceback.format_exc())
+    save_results()
+    Krita.instance().action("file_quit").trigger()
+
+
+def run_steps(gen):
+    """Drive a generator: each `yield seconds` waits that long on a Qt timer (the event loop keeps running)."""
+    def tick():
+        try:
+            delay = next(gen)
+        except StopIteration:
+            quit_krita()
+            return
+        except Exception:  # noqa: BLE001
+            RESULTS["errors"].append(traceback.format_exc())
+            log("step raised: " + traceback.format_exc().splitlines()[-1])
+            quit_krita()
+            return
+        QtCore.QTimer.singleShot(int(delay * 1000), tick)
+    QtCore.QTimer.singleShot(0, tick)
+
+
+def wait_for(cond, timeout, step=0.05):
+    """A sub-generator: yields until cond() is true or timeout; returns whether it became true."""
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if cond():
+            return True
+        yield step
+    return cond()
+
+
+def layer(doc, name, raw_f32_path, w, h, depth="U8"):
+    sys.path.insert(0, os.path.join(os.environ["XDG_DATA_HOME"], "krita", "pykrita", "ai_portrait", "vendor"))
+    from plugin.pixels import Image
+    with open(raw_f32_path, "rb") as fh:
+        img = Image(w, h, 4, "f32", fh.read())
+    node = doc.createNode(name, "paintlayer")
+    node.setPixelData(img.to_krita(depth), 0, 0, w, h)
+    doc.rootNode().addChildNode(node, None)
+    return node
+
+
+def all_nodes(doc):
+    out = []
+
+    def walk(n):
+        for c in n.childNodes():
+            out.append(c)
+            walk(c)
+    walk(doc.rootNode())
+    return out
+
+
+def snapshot(doc):
+    w, h = doc.width(), doc.height()
+    return {n.name(): bytes(n.pixelData(0, 0, w, h)) for n in all_nodes(doc)}
+
+
+def unchanged(doc, before):
+    now = snapshot(doc)
+    return all(now.get(k) == v for k, v in before.items()), len(now) - len(before)
+
+
+def steps():
+    with open(os.environ["AIP_PLAN"], "r", encoding="utf-8") as fh:
+        plan = json.load(fh)
+    app = Krita.instance()
+    yield from wait_for(lambda: app.activeWindow() is not None, 30)
+    window = app.activeWindow()
+    w = h = plan["size"]
+
+    doc = app.createDocument(w, h, "AI Portrait self-test", "RGBA", "U8", "", 72.0)
+    depth_layer = layer(doc, "Depth", plan["depth"], w, h)
+    source = layer(doc, "Portrait", plan["portrait"], w, h)
+    window.addView(doc)
+    yield 0.5
+    doc.setActiveNode(source)
+    yield 0.3
+
+    from ai_portrait.extension import find_docker
+    docker = find_docker(window)
+    check("docker_registered", docker is not None, "Settings > Dockers lists AI Portrait")
+    if docker is None:
+        return
+    docker.setVisible(True)
+    docker.raise_()
+    loaded = yield from wait_for(lambda: docker.operators and not docker.busy() and
+                                 "test_scale" in docker.pages, 180)
+    check("registry_loaded_from_worker", loaded, f"{len(docker.operators)} operators; status "
+                                                 f"'{docker.status.text()}'")
+    if not loaded:
+        return
+
+    # -- controls generated from the registry ---------------------------------------------------------------
+    counts = {}
+    ok = True
+    for op in docker.operators:
+        page = docker.pages[op["name"]]
+        params = [c for c in page.findChildren(QtWidgets.QWidget) if c.objectName().startswith("param:")]
+        inputs = [c for c in page.findChildren(QtWidgets.QWidget) if c.objectName().startswith("input:")]
+        want_inputs = [i for i in op["inputs"] if i["kind"] != "image"]
+        defaults = page.param_values()
+        bad_defaults = {p["name"]: (defaults.get(p["name"]), p["default"]) for p in op["params"]
+                        if not _same(defaults.get(p["name"]), p["default"])}
+        counts[op["name"]] = {"params": len(params), "declared_params": len(op["params"]),
+                              "inputs": len(inputs), "declared_inputs": len(want_inputs),
+                              "bad_defaults": bad_defaults}
+        ok = ok and len(params) == len(op["params"]) and len(inputs) == len(want_inputs) and not bad_defaults
+    RESULTS["controls"] = counts
+    check("controls_match_registry", ok, json.dumps(counts))
+    check("registry_matches_cli", {o["name"] for o in plan["registry"]} <= set(docker.pages),
+          f"docker: {sorted(docker.pages)}")
+    check("menu_actions", all(app.action("ai_portrait_" + o["name"]) is not None for o in plan["registry"]),
+          "one action per operator")
+
+    # -- a run through the docker: progress, GUI responsive, new layer -------------------------------------
+    docker.select_operator("test_scale")
+    page = docker.current_page()
+    page.params["factor"].set_value(0.5)
+    page.params["steps"].set_value(10)
+    page.params["step_seconds"].set_value(0.1)
+    docker.use_selection.setChecked(True)
+    before = snapshot(doc)
+    ticks, seen = [0], []
+    docker.apply_button.click()
+    t0 = time.time()
+
+    def running():
+        ticks[0] += 1
+        seen.append(docker.progress.value())
+        return not docker.busy()
+    done = yield from wait_for(running, 60)
+    same, added = unchanged(doc, before)
+    new = docker.last_layer
+    check("run_via_docker", done and added == 1 and new is not None and docker.status.text().startswith("done"),
+          f"status '{docker.status.text()}', {added} new layer(s), {time.time() - t0:.2f} s")
+    check("gui_responsive_during_run", ticks[0] >= 10, f"{ticks[0]} timer ticks while the worker ran ~1 s")
+    mid = [v for v in seen if 0 < v < 1000]
+    check("progress_reported", bool(mid) and docker.progress.value() == 1000, f"intermediate values {mid[:8]}")
+    check("source_unchanged", same, "pixelData of every earlier layer")
+    if new is not None:
+        siblings = source.parentNode().childNodes()
+        idx = [i for i, n in enumerate(siblings) if n == source][0]
+        check("new_layer_above_source", idx + 1 < len(siblings) and siblings[idx + 1] == new, new.name())
+        annotations = [a for a in doc.annotationTypes() if a.startswith("ai-portrait/")]
+        record = json.loads(bytes(doc.annotation(annotations[-1])).decode()) if annotations else {}
+        check("provenance_annotation", record.get("operator") == "test_scale" and record.get("params", {})
+              .get("factor") == 0.5, json.dumps(record)[:300])
+        doc.setActiveNode(source)
+        yield 0.3
+
+    # -- cancel ---------------------------------------------------------------------------------------------
+    page.params["steps"].set_value(200)
+    before = snapshot(doc)
+    docker.apply_button.click()
+    yield 1.0
+    was_busy = docker.busy()
+    docker.cancel_button.click()
+    t_cancel = time.time()
+    stopped = yield from wait_for(lambda: not docker.busy(), 20)
+    same, added = unchanged(doc, before)
+    check("cancel", was_busy and stopped and "cancelled" in docker.status.text() and same and added == 0,
+          f"status '{docker.status.text()}' after {time.time() - t_cancel:.2f} s, {added} new layer(s)")
+
+    # -- failing operators: message in the docker, nothing changed -----------------------------------------
+    for kind, text in (("user", "refuses this image on purpose"), ("bug", "bug")):
+        docker.select_operator("test_fail")
+        docker.current_page().params["kind"].set_value(kind)
+        before = snapshot(doc)
+        docker.apply_button.click()
+        yield from wait_for(lambda: not docker.busy(), 60)
+        same, added = unchanged(doc, before)
+        check(f"failure_{kind}_shown", text in docker.status.text().lower() and docker.last_error and same
+              and added == 0, f"status '{docker.status.text()}'")
+    # a host-side problem (required layer missing) is shown too
+    before = snapshot(doc)
+    docker.select_operator("test_mean")
+    docker.current_page().frames.set_layers([])
+    docker.apply_button.click()
+    yield 0.3
+    same, added = unchanged(doc, before)
+    check("host_error_shown", bool(docker.last_error) and same and added == 0, f"status '{docker.status.text()}'")
+
+    # -- the optional transparency mask from a selection ----------------------------------------------------
+    log("mask actions: " + ", ".join(a.objectName() for a in app.actions() if "mask" in a.objectName()))
+    sel = Selection()
+    sel.select(w // 4, h // 4, w // 2, h // 2, 255)
+    doc.setSelection(sel)
+    doc.setActiveNode(source)
+    yield 0.3
+    docker.select_operator("test_scale")
+    docker.current_page().params["steps"].set_value(1)
+    docker.clip_mask.setChecked(True)
+    docker.apply_button.click()
+    yield from wait_for(lambda: not docker.busy(), 60)
+    yield 0.5
+    new = docker.last_layer
+    masks = [c for c in new.childNodes() if c.type() == "transparencymask"] if new is not None else []
+    info = {}
+    annotations = [a for a in doc.annotationTypes() if a.startswith("ai-portrait/")]
+    if annotations:
+        info = json.loads(bytes(doc.annotation(annotations[-1])).decode())
+    check("selection_transparency_mask", len(masks) == 1 and info.get("clipped_by_selection") == "mask",
+          f"status '{docker.status.text()}', masks {len(masks)}, clipped {info.get('clipped_by_selection')}")
+    docker.clip_mask.setChecked(False)
+    doc.setSelection(Selection())
+    doc.setActiveNode(source)
+    yield 0.3
+
+    # -- every real operator through the docker, on its own document ----------------------------------------
+    shot_op = None
+    for op in plan["registry"]:
+        case = plan["cases"].get(op["name"])
+        if case is None:
+            continue
+        d = app.createDocument(w, h, f"self-test {op['name']}", "RGBA", "U8", "", 72.0)
+        nodes, frames = {}, []
+        for inp in op["inputs"]:
+            f = case["inputs"].get(inp["name"])
+            if f is None:
+                continue
+            if inp["kind"] == "frames":
+                frames = [layer(d, f"Frame {k + 1}", p, w, h) for k, p in enumerate(f)]
+            else:
+                nodes[inp["name"]] = layer(d, inp["name"].capitalize(), f, w, h)
+        window.addView(d)
+        yield 0.5
+        src = frames[0] if frames else next(n for k, n in nodes.items()
+                                            if any(i["name"] == k and i["kind"] == "image" for i in op["inputs"]))
+        d.setActiveNode(src)
+        yield 0.3
+        docker.select_operator(op["name"])
+        pg = docker.current_page()
+        for k, v in case["params"].items():
+            if k in pg.params:
+                pg.params[k].set_value(v)
+        docker._refresh_layers()
+        for name, picker in pg.pickers.items():
+            node = nodes.get(name)
+            if node is not None:
+                picker.setCurrentIndex(picker.findText(node.name()))
+        if pg.frames is not None:
+            # the user's way: select the frame layers in the Layers docker, press 'Use selected layers',
+            # untick what is not a frame (here: the white Background layer)
+            app.action("select_all_layers").trigger()
+            yield 0.5
+            pg.frames.button.click()
+            listed = [pg.frames.list.item(i).text() for i in range(pg.frames.list.count())]
+            unchecked = enum_checkstate("Unchecked")
+            for i in range(pg.frames.list.count()):
+                if not pg.frames.list.item(i).text().startswith("Frame"):
+                    pg.frames.list.item(i).setCheckState(unchecked)
+            picked = pg.frames.value()
+            check(f"frames_from_selected_layers_{op['name']}", len(picked) == len(frames),
+                  f"listed {listed}, {len(picked)} ticked of {len(frames)} frames")
+            d.setActiveNode(src)
+            yield 0.3
+        before = snapshot(d)
+        docker.apply_button.click()
+        t0 = time.time()
+        finished = yield from wait_for(lambda: not docker.busy(), 240)
+        same, added = unchanged(d, before)
+        check(f"real_{op['name']}_via_docker", finished and added == 1 and same and
+              docker.status.text().startswith("done"),
+              f"status '{docker.status.text()}', {added} new layer(s), {time.time() - t0:.1f} s")
+        if shot_op is None or op["name"] == plan.get("screenshot_op"):
+            shot_op = op["name"]
+            _screenshots(window, docker, op["name"])
+        yield 0.2
+
+    # -- a menu action (assignable shortcut) runs the operator through the docker ---------------------------
+    if plan["registry"]:
+        name = plan["registry"][-1]["name"]   # its document is the active one now
+        d = app.activeDocument()
+        n_before = len(all_nodes(d)) if d is not None else 0
+        action = app.action("ai_portrait_" + name)
+        if action is not None:
+            action.trigger()
+            yield 0.2
+            yield from wait_for(lambda: not docker.busy(), 240)
+            check("menu_action_runs_operator", docker.current_operator_name() == name and
+                  len(all_nodes(d)) == n_before + 1, f"status '{docker.status.text()}'")
+    if plan.get("screenshot_op"):
+        # the documentation's picture: the docker floating at a comfortable size, all controls in view
+        docker.select_operator(plan["screenshot_op"])
+        docker.setFloating(True)
+        docker.resize(470, 760)
+        yield 0.8
+        _screenshots(window, docker, "final")
+
+
+def enum_checkstate(name):
+    cs = getattr(QtCore.Qt, "CheckState", None)
+    return getattr(cs, name) if cs is not None and hasattr(cs, name) else getattr(QtCore.Qt, name)
+
+
+def _screenshots(window, docker, name):
+    if not OUT:
+        return
+    docker.grab().save(os.path.join(OUT, f"docker-{name}.png"))
+    window.qwindow().grab().save(os.path.join(OUT, f"window-{name}.png"))
+
+
+def _same(a, b):
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) or isinstance(b, float):
+        return a is not None and b is not None and abs(float(a) - float(b)) <= 1e-6 * max(1.0, abs(float(b)))
+    return a == b
+
+
+def _start(*_):
+    if _started[0]:
+        return
+    _started[0] = True
+    log("window created: starting the self-test")
+    QtCore.QTimer.singleShot(int(float(os.environ.get("AIP_WATCHDOG_S", "300")) * 1000), _watchdog)
+    run_steps(steps())
+
+
+def _watchdog():
+    RESULTS["errors"].append("watchdog: the self-test did not finish in time")
+    log("watchdog fired")
+    quit_krita()
+
+
+try:
+    Krita.instance().notifier().windowCreated.connect(_start)
+except Exception:  # noqa: BLE001
+    print("[aip_selftest] could not start: " + traceback.format_exc(), file=sys.stderr, flush=True)
