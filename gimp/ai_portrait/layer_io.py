@@ -1,0 +1,126 @@
+"""Pixels in and out of GIMP layers, in image coordinates.
+
+Reads are always "R'G'B'A float" (sRGB-encoded float RGBA, the core's convention) whatever the image's
+precision; babl converts from 8/16-bit, half, linear or gamma storage. The result is written into a new layer
+created at the image's precision, so GIMP converts back. A region is (x, y, w, h) in image pixels; layer offsets
+are applied here so callers never see them.
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import gi
+
+gi.require_version("Gimp", "3.0")
+gi.require_version("Gegl", "0.4")
+from gi.repository import Gegl, Gimp  # noqa: E402
+
+RGBA_FLOAT = "R'G'B'A float"
+MASK_FLOAT = "Y float"
+Region = Tuple[int, int, int, int]
+
+
+class RegionError(Exception):
+    """A layer and the area to process do not fit together (a message for the user)."""
+
+
+def offsets(drawable) -> Tuple[int, int]:
+    res = drawable.get_offsets()
+    # GIMP 3.0's binding returns (success, x, y); be lenient about the success flag's presence.
+    return (int(res[-2]), int(res[-1])) if isinstance(res, tuple) else (0, 0)
+
+
+def layer_rect(drawable) -> Region:
+    ox, oy = offsets(drawable)
+    return ox, oy, drawable.get_width(), drawable.get_height()
+
+
+def process_region(drawable) -> Optional[Region]:
+    """The part of `drawable` to process, in image pixels: its intersection with the selection's bounds (the
+    whole layer when nothing is selected); None when the selection misses the layer."""
+    res = drawable.mask_intersect()
+    ok, x, y, w, h = res if len(res) == 5 else (True,) + tuple(res)
+    if not ok or w <= 0 or h <= 0:
+        return None
+    ox, oy = offsets(drawable)
+    return ox + x, oy + y, w, h
+
+
+def covers(drawable, region: Region) -> bool:
+    lx, ly, lw, lh = layer_rect(drawable)
+    x, y, w, h = region
+    return lx <= x and ly <= y and x + w <= lx + lw and y + h <= ly + lh
+
+
+def read_rgba(drawable, region: Region) -> bytes:
+    """float32 RGBA bytes of `region` (image pixels) of the drawable; the region must lie inside it."""
+    if not covers(drawable, region):
+        lx, ly, lw, lh = layer_rect(drawable)
+        raise RegionError(f"layer '{drawable.get_name()}' ({lw}×{lh} at {lx},{ly}) does not cover the area being "
+                          f"processed ({region[2]}×{region[3]} at {region[0]},{region[1]}): resize it to the "
+                          f"image (Layer > Layer to Image Size) or pick another layer")
+    ox, oy = offsets(drawable)
+    x, y, w, h = region
+    buf = drawable.get_buffer()
+    return bytes(buf.get(Gegl.Rectangle.new(x - ox, y - oy, w, h), 1.0, RGBA_FLOAT, Gegl.AbyssPolicy.CLAMP))
+
+
+def read_selection(image, region: Region) -> Optional[bytes]:
+    """The selection's soft mask over `region` as float32 (0..1), or None when nothing is selected."""
+    if Gimp.Selection.is_empty(image):
+        return None
+    x, y, w, h = region
+    buf = image.get_selection().get_buffer()
+    return bytes(buf.get(Gegl.Rectangle.new(x, y, w, h), 1.0, MASK_FLOAT, Gegl.AbyssPolicy.NONE))
+
+
+def layer_type(image):
+    base = image.get_base_type()
+    if base == Gimp.ImageBaseType.RGB:
+        return Gimp.ImageType.RGBA_IMAGE
+    if base == Gimp.ImageBaseType.GRAY:
+        return Gimp.ImageType.GRAYA_IMAGE
+    raise RegionError("AI Portrait cannot write into an indexed image: convert it to RGB first "
+                      "(Image > Mode > RGB)")
+
+
+def new_layer_above(image, source, name: str, region: Region, rgba_f32: bytes):
+    """Insert a new layer directly above `source` holding `rgba_f32` over `region`; returns it.
+
+    It takes the source's opacity and mode so the composite reads as the source, processed.
+    """
+    x, y, w, h = region
+    layer = Gimp.Layer.new(image, name, w, h, layer_type(image), source.get_opacity(), source.get_mode())
+    parent = source.get_parent()
+    image.insert_layer(layer, parent, image.get_item_position(source))
+    layer.set_offsets(x, y)
+    buf = layer.get_buffer()
+    buf.set(Gegl.Rectangle.new(0, 0, w, h), RGBA_FLOAT, rgba_f32)
+    buf.flush()
+    layer.update(0, 0, w, h)
+    return layer
+
+
+def add_selection_mask(layer) -> None:
+    mask = layer.create_mask(Gimp.AddMaskType.SELECTION)
+    layer.add_mask(mask)
+
+
+def read_file_rgba(gfile, image, region: Region) -> bytes:
+    """float32 RGBA of `region` (image pixels) from a picture file, scaled to the image's size first when it
+    differs (a depth or normal map is often made at another resolution)."""
+    name = gfile.get_basename() if gfile is not None else "?"
+    try:
+        other = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, gfile)
+    except Exception as exc:  # GIMP raises GLib.Error with its own message
+        raise RegionError(f"cannot open '{name}': {getattr(exc, 'message', exc)}") from None
+    if other is None:
+        raise RegionError(f"cannot open '{name}'")
+    try:
+        w, h = image.get_width(), image.get_height()
+        if other.get_width() != w or other.get_height() != h:
+            other.scale(w, h)
+        layer = other.merge_visible_layers(Gimp.MergeType.CLIP_TO_IMAGE)  # image-sized, at offset 0
+        return read_rgba(layer, region)
+    finally:
+        other.delete()

@@ -1,0 +1,209 @@
+"""Runs inside real GIMP 3 (gimp-console, python-fu-eval batch): every case of a plan, through the PDB.
+
+`exec`'d with PLAN set to the plan file's path (see test_gimp.py). Gimp, Gegl, GLib are already imported by
+the batch interpreter. For each case it builds an image at the asked precision (source layer offset inside a
+larger canvas, a background below, extra input layers, optional burst frames and a feathered selection), runs
+the AI Portrait procedure non-interactively, and records what the test checks outside: the return status and
+message, the layer stack before and after, the source and input layers' pixels before and after, the new
+layer's pixels, offsets, name, position, mask and provenance parasite. Raw float32 dumps go to the plan's
+out_dir; a summary goes to results.json. Any exception escapes, so gimp-console exits 64.
+"""
+import json
+import os
+import subprocess
+import time
+import traceback
+
+import gi
+
+gi.require_version("Gimp", "3.0")
+gi.require_version("Gegl", "0.4")
+from gi.repository import Gegl, Gimp, Gio  # noqa: E402
+
+RGBA_FLOAT = "R'G'B'A float"
+
+with open(PLAN, "r", encoding="utf-8") as _fh:  # noqa: F821 - PLAN comes from the -b command
+    plan = json.load(_fh)
+OUT = plan["out_dir"]
+PRECISION = {"u8": Gimp.Precision.U8_NON_LINEAR, "u16": Gimp.Precision.U16_NON_LINEAR,
+             "f32": Gimp.Precision.FLOAT_LINEAR}
+
+
+def read_raw(name):
+    with open(os.path.join(plan["in_dir"], name), "rb") as fh:
+        return fh.read()
+
+
+def dump(name, data):
+    with open(os.path.join(OUT, name), "wb") as fh:
+        fh.write(data)
+
+
+def new_layer(img, name, w, h, data, x=0, y=0, position=0, parent=None):
+    gray = img.get_base_type() == Gimp.ImageBaseType.GRAY
+    kind = Gimp.ImageType.GRAYA_IMAGE if gray else Gimp.ImageType.RGBA_IMAGE
+    layer = Gimp.Layer.new(img, name, w, h, kind, 100.0, Gimp.LayerMode.NORMAL)
+    img.insert_layer(layer, parent, position)
+    layer.set_offsets(x, y)
+    buf = layer.get_buffer()
+    buf.set(Gegl.Rectangle.new(0, 0, w, h), RGBA_FLOAT, data)
+    buf.flush()
+    return layer
+
+
+def pixels(drawable):
+    w, h = drawable.get_width(), drawable.get_height()
+    return bytes(drawable.get_buffer().get(Gegl.Rectangle.new(0, 0, w, h), 1.0, RGBA_FLOAT,
+                                           Gegl.AbyssPolicy.NONE))
+
+
+def stack(img):
+    out = []
+
+    def walk(layers, depth):
+        for layer in layers:
+            out.append(layer)
+            if layer.is_group():
+                walk(layer.get_children(), depth + 1)
+    walk(img.get_layers(), 0)
+    return out
+
+
+def offsets(drawable):
+    res = drawable.get_offsets()
+    return [int(res[-2]), int(res[-1])]
+
+
+def run_case(case):
+    cw, ch = plan["canvas"]
+    sw, sh = plan["source_size"]
+    ox, oy = plan["source_offset"]
+    base = Gimp.ImageBaseType.GRAY if case.get("gray") else Gimp.ImageBaseType.RGB
+    img = Gimp.Image.new_with_precision(cw, ch, base, PRECISION[case["precision"]])
+    try:
+        return _run_in(img, case, cw, ch, sw, sh, ox, oy)
+    finally:
+        img.delete()
+
+
+def _run_in(img, case, cw, ch, sw, sh, ox, oy):
+    bg = Gimp.Layer.new(img, "Background", cw, ch, Gimp.ImageType.GRAY_IMAGE if case.get("gray")
+                        else Gimp.ImageType.RGB_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
+    img.insert_layer(bg, None, 0)
+    bg.fill(Gimp.FillType.WHITE)
+    aux = {}
+    for name, fname in case.get("aux", {}).items():
+        aux[name] = new_layer(img, f"aux {name}", cw, ch, read_raw(fname))
+    frames = [new_layer(img, f"frame {k}", sw, sh, read_raw(fname), ox, oy)
+              for k, fname in enumerate(case.get("frames", []))]
+    group = None
+    if case.get("group"):  # the source inside a layer group, under a sibling
+        group = Gimp.GroupLayer.new(img, "group")
+        img.insert_layer(group, None, 0)
+        new_layer(img, "sibling", 4, 4, bytes(4 * 4 * 16), 0, 0, 0, group)
+    source = new_layer(img, "source", sw, sh, read_raw(plan["source"]), ox, oy, 1 if group else 0, group)
+    drawables = [source] + frames
+    if case["selection"]:
+        x, y, w, h = case.get("selection_rect") or plan["selection"]
+        img.select_ellipse(Gimp.ChannelOps.REPLACE, x, y, w, h)
+        if not case.get("selection_rect"):
+            Gimp.Selection.feather(img, plan["feather_px"])
+    if plan.get("dump_selection") or case["selection"]:
+        sel = bytes(img.get_selection().get_buffer().get(Gegl.Rectangle.new(0, 0, cw, ch), 1.0, "Y float",
+                                                         Gegl.AbyssPolicy.NONE))
+        dump(f"{case['id']}.selection.f32", sel)
+
+    watched = [source] + frames + list(aux.values()) + [bg]
+    before_px = [pixels(d) for d in watched]
+    # The pixels as GIMP stores them at this precision (babl's rounding), once per precision and layer role.
+    roles = ["source"] + [f"frame{k}" for k in range(len(frames))] + [f"aux-{n}" for n in aux]
+    for role, data in zip(roles, before_px):
+        name = f"{case['precision']}{'.gray' if case.get('gray') else ''}.{role}.stored.f32"
+        if not os.path.exists(os.path.join(OUT, name)):
+            dump(name, data)
+    before_ids = [layer.get_id() for layer in stack(img)]
+
+    proc = Gimp.get_pdb().lookup_procedure(case["proc"])
+    if proc is None:
+        raise RuntimeError(f"procedure {case['proc']} is not registered")
+    cfg = proc.create_config()
+    cfg.set_property("run-mode", Gimp.RunMode.INTERACTIVE if case.get("interactive")
+                     else Gimp.RunMode.NONINTERACTIVE)
+    cfg.set_property("image", img)
+    cfg.set_core_object_array("drawables", drawables)
+    for arg, name in case.get("aux_args", {}).items():
+        cfg.set_property(arg, aux[name])
+    for arg, value in case.get("args", {}).items():
+        cfg.set_property(arg, value)
+    for arg, path in case.get("files", {}).items():
+        cfg.set_property(arg, Gio.File.new_for_path(path))
+    display = Gimp.Display.new(img) if case.get("undo") else None  # the GUI's image window, for Ctrl+Z
+    if case.get("kill"):  # tell the test to kill the plug-in mid-run, as GIMP does when the user cancels
+        dump("kill-now", b"1")
+    started = time.monotonic()
+    result = proc.run(cfg)
+    seconds = time.monotonic() - started
+    status = result.index(0)
+    message = result.index(1) if result.length() > 1 and status != Gimp.PDBStatusType.SUCCESS else None
+
+    after = stack(img)
+    after_ids = [layer.get_id() for layer in after]
+    new = [layer for layer in after if layer.get_id() not in before_ids]
+    rec = {"id": case["id"], "status": status.value_nick, "message": message,
+           "layers_before": len(before_ids), "layers_after": len(after_ids),
+           "removed": [i for i in before_ids if i not in after_ids],
+           "unchanged": [a == pixels(d) for a, d in zip(before_px, watched)],
+           "undo_enabled": img.undo_is_enabled(), "seconds": round(seconds, 2), "new": []}
+    for layer in new:
+        parasite = layer.get_parasite("ai-portrait-provenance")
+        data = bytes(parasite.get_data()) if parasite is not None else None
+        fname = f"{case['id']}.result{len(rec['new'])}.f32"
+        dump(fname, pixels(layer))
+        mask = layer.get_mask()
+        if mask is not None:
+            dump(fname + ".mask", bytes(mask.get_buffer().get(
+                Gegl.Rectangle.new(0, 0, layer.get_width(), layer.get_height()), 1.0, "Y float",
+                Gegl.AbyssPolicy.NONE)))
+        rec["new"].append({
+            "name": layer.get_name(), "offsets": offsets(layer), "size": [layer.get_width(), layer.get_height()],
+            "position": img.get_item_position(layer), "parent_is_root": layer.get_parent() is None,
+            "same_parent_as_source": (layer.get_parent() is None and source.get_parent() is None)
+            or (layer.get_parent() is not None and source.get_parent() is not None
+                and layer.get_parent().get_id() == source.get_parent().get_id()),
+            "position_source": img.get_item_position(source),
+            "position_ref": [img.get_item_position(d) for d in drawables],
+            "has_mask": mask is not None, "file": fname,
+            "provenance": json.loads(data.decode("utf-8")) if data else None,
+        })
+    if display is not None:
+        if status == Gimp.PDBStatusType.SUCCESS:
+            rec["undo"] = undo_in_gui(img, len(before_ids), watched, before_px)
+        display.delete()
+    return rec
+
+
+def undo_in_gui(img, layers_before, watched, before_px):
+    """Press Ctrl+Z in the image's window (xdotool on the Xvfb display) and see what is left."""
+    Gimp.displays_flush()
+    pattern = r"\[Untitled\]-%d\.0 " % img.get_id()
+    found = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", pattern], capture_output=True,
+                           text=True, timeout=30)
+    windows = found.stdout.split()
+    if not windows:
+        return {"error": "image window not found: " + found.stderr}
+    subprocess.run(["xdotool", "windowfocus", "--sync", windows[0], "key", "ctrl+z"], timeout=30)
+    deadline = time.monotonic() + 10
+    while len(stack(img)) != layers_before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return {"layers": len(stack(img)), "unchanged": [a == pixels(d) for a, d in zip(before_px, watched)]}
+
+
+results = []
+for case in plan["cases"]:
+    try:
+        results.append(run_case(case))
+    except Exception:
+        results.append({"id": case["id"], "crash": traceback.format_exc()})
+procs = {name: Gimp.get_pdb().lookup_procedure(name) is not None for name in plan.get("expect_procs", [])}
+with open(os.path.join(OUT, "results.json"), "w", encoding="utf-8") as fh:
+    json.dump({"results": results, "procs": procs}, fh, indent=1)

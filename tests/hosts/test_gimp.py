@@ -1,0 +1,652 @@
+"""The GIMP 3 adapter in real GIMP 3.0 (a Debian 13 chroot set up by setup_gimp.sh), against a real worker.
+
+One gimp-console batch session runs every case (gimp_batch.py); the worker runs outside the chroot
+(`python -m core serve --test-ops` plus gimptest_mix) and the plug-in reaches it over TCP loopback. Every
+operator in the registry is run on the astronaut portrait (224×224 around the face, offset inside a larger
+canvas, with a 50 % alpha band) in an 8-bit and a 32-bit float linear image, with and without a feathered
+selection. Checked: the result is a new layer directly above the source (in its group), named after the
+operator, carrying a provenance parasite; every pre-existing layer's pixels are unchanged and none is removed;
+the new layer covers exactly the selection's bounds inside the layer; outside the soft selection it equals the
+source; and its pixels equal what `registry.run` computes on the same pixels here (so offsets, selection, extra
+inputs, points and the 8-bit/float conversions are all right). Also: a greyscale image, a source in a layer
+group, an extra input from a file, a layer mask from the selection, a selection missing the layer. Failures (an
+operator's error, a bug, a missing required input, a plug-in killed mid-run as GIMP's Cancel does) leave the
+image unchanged and, except the kill, return a message. Then the real GUI under Xvfb opens each procedure's
+dialog and presses OK; and a profile with no reachable worker gets a single 'Set Up AI Portrait…' entry.
+
+Undo: GIMP 3's PDB offers no way for a plug-in to undo, so the GUI run presses Ctrl+Z in the image window with
+xdotool and checks that exactly the new layer went away.
+
+Skips, saying why, only when the chroot cannot be set up (Debian 13 unreachable, or not root).
+"""
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(ROOT, "gimp"))
+
+from core import registry  # noqa: E402
+from tests import scenes  # noqa: E402
+
+CHROOT = os.environ.get("AI_PORTRAIT_GIMP_CHROOT", "/var/cache/ai-portrait/gimp-trixie")
+SETUP = os.path.join(HERE, "setup_gimp.sh")
+GIMP_TIMEOUT_S = 480
+
+PORTRAIT_CROP = (slice(40, 264), slice(114, 338))  # 224×224 around the astronaut's face (x 64-159, y 43-138)
+CANVAS = (260, 250)         # w, h
+SOURCE_OFFSET = (21, 13)    # the source layer's offset on the canvas
+SELECTION = (60, 30, 150, 150)  # ellipse x, y, w, h on the canvas, around the face
+FEATHER_PX = 12.0
+MARK_IMAGE_XY = (130.0, 100.0)   # gimptest_mix's point, in image pixels (inside the selection)
+TEST_OPS = ("test_scale", "test_mean", "test_fail", "gimptest_mix")
+PRECISIONS = ("u8", "f32")
+
+
+def _proc(op_name):
+    from ai_portrait import describe
+    return describe.proc_name(op_name)
+
+
+def _arg(name):
+    from ai_portrait import describe
+    return describe.param_arg(name)
+
+
+def _input_arg(name):
+    from ai_portrait import describe
+    return describe.input_arg(name)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Set-up: chroot, worker, registry with the test operators
+
+
+def _chroot_ready():
+    return os.path.isfile(os.path.join(CHROOT, ".ai-portrait-ready"))
+
+
+@pytest.fixture(scope="module")
+def chroot():
+    if shutil.which("chroot") is None or os.geteuid() != 0:
+        pytest.skip("real-GIMP tests need root and chroot (for the Debian 13 GIMP 3 chroot)")
+    res = subprocess.run(["sh", SETUP], capture_output=True, text=True, timeout=1500,
+                         env=dict(os.environ, AI_PORTRAIT_GIMP_CHROOT=CHROOT))
+    if res.returncode == 3:
+        pytest.skip("GIMP 3 chroot could not be set up (Debian 13 unreachable?): " + res.stderr.strip()[-400:])
+    assert res.returncode == 0, f"setup_gimp.sh failed:\n{res.stdout}\n{res.stderr}"
+    return CHROOT
+
+
+@pytest.fixture(scope="module")
+def registry_with_test_ops():
+    from core.worker.testops import register_test_ops
+    import gimp_test_operators
+    added = [n for n in TEST_OPS if n not in {o.name for o in registry.operators()}]
+    if "test_scale" in added:  # another test module may have registered the bridge's test operators already
+        register_test_ops()
+    if "gimptest_mix" in added:
+        gimp_test_operators.install()
+    yield {op["name"]: op for op in registry.as_json()}
+    for name in added:
+        registry.unregister(name)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def session(chroot, registry_with_test_ops, tmp_path_factory):
+    """Install the plug-in in a fresh profile, start the worker, run the whole plan in one GIMP batch."""
+    tag = f"aip-gimp-{os.getpid()}"
+    inside = f"/tmp/{tag}"
+    work = os.path.join(chroot, "tmp", tag)
+    shutil.rmtree(work, ignore_errors=True)
+    for sub in ("in", "out", "profile/plug-ins", "config"):
+        os.makedirs(os.path.join(work, sub))
+    token = secrets.token_hex(24)
+    token_file = tmp_path_factory.mktemp("gimp-worker") / "token"
+    token_file.write_text(token)
+    port = _free_port()
+    ready = token_file.parent / "ready"
+    log = open(token_file.parent / "worker.log", "w+")
+    worker = subprocess.Popen([sys.executable, os.path.join(HERE, "gimp_worker.py"), "--tcp", f"127.0.0.1:{port}",
+                               "--token-file", str(token_file), "--ready-file", str(ready)],
+                              cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                              env=dict(os.environ, HF_HUB_OFFLINE="1", AI_PORTRAIT_DEVICE="cpu"))
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.exists():
+            assert worker.poll() is None, "worker exited: " + open(log.name).read()
+            assert time.monotonic() < deadline, "worker did not start"
+            time.sleep(0.2)
+        with open(os.path.join(work, "config", "config.json"), "w") as fh:
+            json.dump({"server": f"tcp://127.0.0.1:{port}", "token": token}, fh)
+
+        from install_gimp import install_into
+        installed = install_into(os.path.join(work, "profile", "plug-ins"), ROOT,
+                                 config_path=f"{inside}/config/config.json")
+        ops = registry_with_test_ops
+        plan, truth = _plan(ops, work, inside)
+        shutil.copy(os.path.join(HERE, "gimp_batch.py"), os.path.join(work, "gimp_batch.py"))
+        killer = _Killer(os.path.join(work, "out", "kill-now"),
+                         f"{inside}/profile/plug-ins/ai_portrait/ai_portrait.py")
+        killer.start()
+        results, seconds, gimp_log = _run_gimp(chroot, work, inside, plan, "plan.json")
+        killer.stop.set()
+        gui = None
+        if all(os.path.exists(os.path.join(chroot, "usr", "bin", b)) for b in ("xvfb-run", "xdotool")):
+            gui_plan = _gui_plan(plan)
+            gui = _run_gimp(chroot, work, inside, gui_plan, "plan-gui.json", gui=True)
+        yield {"results": {r["id"]: r for r in results["results"]}, "procs": results["procs"],
+               "out": os.path.join(work, "out"), "plan": plan, "truth": truth, "ops": ops, "installed": installed,
+               "seconds": seconds, "killed": killer.killed, "worker_log": open(log.name).read(),
+               "gimp_log": gimp_log, "gui": gui}
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(10)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        log.close()
+        if os.environ.get("AI_PORTRAIT_KEEP_GIMP_OUT") != "1":
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _run_gimp(chroot, work, inside, plan, plan_name, gui=False):
+    """One GIMP batch session over `plan`; returns (results, seconds, stderr)."""
+    os.makedirs(os.path.join(chroot, plan["out_dir"].lstrip("/")), exist_ok=True)
+    with open(os.path.join(work, plan_name), "w") as fh:
+        json.dump(plan, fh)
+    env = ["env", "-i", "HOME=/root", "LANG=C.UTF-8", "PATH=/usr/bin:/bin", f"GIMP3_DIRECTORY={inside}/profile"]
+    batch = ["--batch-interpreter=python-fu-eval",
+             "-b", f'PLAN="{inside}/{plan_name}"; exec(open("{inside}/gimp_batch.py").read())', "--quit"]
+    if gui:  # the real GUI on a virtual display, so the plug-in's dialogs are built and shown
+        gimp = env + ["AI_PORTRAIT_DIALOG_AUTO_OK_MS=1500", f"AI_PORTRAIT_DIALOG_SNAPSHOT_DIR={plan['out_dir']}",
+                      "xvfb-run", "-a", "gimp-3.0", "-df", "--no-splash"]
+    else:
+        gimp = env + ["gimp-console-3.0", "-i", "-df"]
+    started = time.monotonic()
+    res = subprocess.run(["timeout", str(GIMP_TIMEOUT_S), "chroot", chroot] + gimp + batch,
+                         capture_output=True, text=True, timeout=GIMP_TIMEOUT_S + 30)
+    seconds = time.monotonic() - started
+    assert res.returncode == 0, (f"{gimp[-3:]} exited {res.returncode}\n{res.stdout[-3000:]}\n"
+                                 f"{res.stderr[-6000:]}")
+    with open(os.path.join(chroot, plan["out_dir"].lstrip("/"), "results.json")) as fh:
+        return json.load(fh), seconds, res.stderr
+
+
+def _gui_plan(plan):
+    """One interactive run per operator (8-bit, no selection): the dialog opens and OK is pressed."""
+    cases, seen = [], set()
+    for case in plan["cases"]:
+        if case["op"] in seen or case.get("kill") or case.get("files") or case["id"].count(".") != 2:
+            continue
+        seen.add(case["op"])
+        cases.append(dict(case, id=case["id"] + ".dialog", interactive=True, precision="u8", selection=False,
+                          undo=True))
+    return dict(plan, cases=cases, out_dir=plan["out_dir"] + "-gui")
+
+
+class _Killer(threading.Thread):
+    """Kills the running plug-in process (SIGKILL, as GIMP's Cancel does) once the batch asks for it."""
+
+    def __init__(self, marker, plugin_path):
+        super().__init__(daemon=True)
+        self.marker, self.plugin_path = marker, plugin_path
+        self.stop = threading.Event()
+        self.killed = []
+
+    def run(self):
+        while not self.stop.is_set() and not os.path.exists(self.marker):
+            time.sleep(0.1)
+        deadline = time.monotonic() + 20
+        while not self.stop.is_set() and not self.killed and time.monotonic() < deadline:
+            time.sleep(1.0)  # let it connect and start the job
+            for pid in os.listdir("/proc"):
+                try:
+                    with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                        argv = fh.read().split(b"\0")
+                except OSError:
+                    continue
+                if any(a.decode(errors="replace") == self.plugin_path for a in argv) and b"-run" in argv:
+                    os.kill(int(pid), signal.SIGKILL)
+                    self.killed.append(int(pid))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The plan: images and cases
+
+
+def _rgba(rgb, alpha=None):
+    h, w = rgb.shape[:2]
+    a = np.ones((h, w, 1), np.float32) if alpha is None else alpha
+    return np.ascontiguousarray(np.concatenate([rgb[:, :, :3], a], axis=2), dtype=np.float32)
+
+
+def _aux_image(kind, w, h):
+    """A plausible picture for an extra input layer of the given kind, over the whole canvas."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    if kind == "depth":
+        d = 0.15 + 0.35 * (xx / w) + 0.35 * np.exp(-((xx - 130) ** 2 + (yy - 100) ** 2) / (2 * 50.0 ** 2))
+        return _rgba(np.repeat(d[:, :, None], 3, axis=2))
+    if kind == "normals":
+        nx, ny = (xx - w / 2) / w, (h / 2 - yy) / h
+        nz = np.sqrt(np.clip(1 - nx ** 2 - ny ** 2, 0, 1))
+        return _rgba(np.stack([nx, ny, nz], axis=2) * 0.5 + 0.5)
+    if kind == "mask":
+        m = scenes.disc_alpha(h, w, 130, 100, 70, supersample=1)
+        return _rgba(np.repeat(m[:, :, None], 3, axis=2))
+    tex = scenes.texture(h, w, seed=7 if kind == "background" else 11, channels=3)
+    if kind == "reference":  # a warm, contrasty grade of the portrait over a texture
+        tex = np.clip(tex * np.array([1.1, 0.95, 0.8], np.float32), 0, 1)
+    return _rgba(tex)
+
+
+def _plan(ops, work, inside):
+    cw, ch = CANVAS
+    src_rgb = np.ascontiguousarray(scenes.portrait()[PORTRAIT_CROP])
+    sh, sw = src_rgb.shape[:2]
+    alpha = np.ones((sh, sw, 1), np.float32)
+    alpha[:, :16] = 0.5  # an alpha band the operators must carry through
+    source = _rgba(src_rgb, alpha)
+    truth = {"source": source, "aux": {}, "frames": []}
+    files = {"source": "source.f32"}
+    source.tofile(os.path.join(work, "in", "source.f32"))
+    rng = np.random.default_rng(3)
+    for k in range(2):  # burst frames: the portrait with independent noise
+        f = source.copy()
+        f[:, :, :3] = np.clip(f[:, :, :3] + rng.normal(0, 0.03, f[:, :, :3].shape), 0, 1)
+        truth["frames"].append(f)
+        f.tofile(os.path.join(work, "in", f"frame{k}.f32"))
+    cases = []
+    for op in ops.values():
+        primary = next(i for i in op["inputs"] if i["kind"] in ("image", "frames"))
+        extra = [i for i in op["inputs"] if i is not primary]
+        aux, aux_args = {}, {}
+        for inp in extra:
+            fname = f"aux-{inp['kind']}.f32"
+            if inp["kind"] not in truth["aux"]:
+                truth["aux"][inp["kind"]] = _aux_image(inp["kind"], cw, ch)
+                truth["aux"][inp["kind"]].tofile(os.path.join(work, "in", fname))
+            aux[inp["name"]] = fname
+            aux_args[_input_arg(inp["name"])] = inp["name"]
+        frames = ["frame0.f32", "frame1.f32"] if primary["kind"] == "frames" else []
+        expect = "error" if op["name"] == "test_fail" else "success"
+        for precision in PRECISIONS:
+            for selection in (False, True):
+                cid = f"{op['name']}.{precision}.{'sel' if selection else 'all'}"
+                args = {}
+                if op["name"] == "gimptest_mix" and selection:
+                    args = {_arg("mark-auto"): False, _arg("mark-x"): MARK_IMAGE_XY[0],
+                            _arg("mark-y"): MARK_IMAGE_XY[1]}
+                cases.append({"id": cid, "op": op["name"], "proc": _proc(op["name"]), "precision": precision,
+                              "selection": selection, "aux": aux, "aux_args": aux_args, "frames": frames,
+                              "args": args, "expect": expect})
+        required = [i for i in extra if i.get("required", True)]
+        if required:  # leaving a required input layer out must fail cleanly
+            cases.append({"id": f"{op['name']}.missing-{required[0]['name']}", "op": op["name"],
+                          "proc": _proc(op["name"]), "precision": "u8", "selection": False, "aux": aux,
+                          "aux_args": {k: v for k, v in aux_args.items() if v != required[0]["name"]},
+                          "frames": frames, "args": {}, "expect": "error"})
+    # An extra input from a file instead of a layer (16-bit PNG, the canvas' size).
+    from core.imaging.io import write_image
+    write_image(os.path.join(work, "in", "depth.png"), truth["aux"]["depth"][:, :, :3], "u16")
+    truth["depth_png"] = os.path.join(work, "in", "depth.png")
+    for precision in PRECISIONS:
+        cases.append({"id": f"gimptest_mix.{precision}.file", "op": "gimptest_mix", "proc": _proc("gimptest_mix"),
+                      "precision": precision, "selection": True, "aux": {}, "aux_args": {}, "frames": [],
+                      "args": {}, "files": {_arg("depth-file"): f"{inside}/in/depth.png"}, "expect": "success"})
+    # A greyscale image, and a source inside a layer group.
+    # A layer mask from the selection, on request.
+    for cid, extra in (("test_scale.gray", {"gray": True}), ("test_scale.group", {"group": True}),
+                       ("test_scale.masked", {"args": {"factor": 0.5, "selection-as-mask": True}})):
+        cases.append(dict({"id": cid, "op": "test_scale", "proc": _proc("test_scale"), "precision": "u8",
+                           "selection": True, "aux": {}, "aux_args": {}, "frames": [], "args": {"factor": 0.5},
+                           "expect": "success"}, **extra))
+    # A selection that misses the layer: nothing to process, say so.
+    cases.append({"id": "test_scale.offselection", "op": "test_scale", "proc": _proc("test_scale"),
+                  "precision": "u8", "selection": True, "selection_rect": [0, 0, 12, 10], "aux": {}, "aux_args": {},
+                  "frames": [], "args": {}, "expect": "error"})
+    # A long run killed mid-way, the way GIMP's Cancel button ends a plug-in.
+    cases.append({"id": "test_scale.cancelled", "op": "test_scale", "proc": _proc("test_scale"), "precision": "u8",
+                  "selection": False, "aux": {}, "aux_args": {}, "frames": [], "kill": True, "expect": "error",
+                  "args": {"factor": 2.0, "steps": 400, "step-seconds": 0.05}})
+    cases.append({"id": "test_fail.bug", "op": "test_fail", "proc": _proc("test_fail"), "precision": "u8",
+                  "selection": False, "aux": {}, "aux_args": {}, "frames": [], "args": {"kind": "bug"},
+                  "expect": "error"})
+    plan = {"in_dir": f"{inside}/in", "out_dir": f"{inside}/out", "canvas": list(CANVAS),
+            "source_size": [sw, sh], "source_offset": list(SOURCE_OFFSET), "source": files["source"],
+            "selection": list(SELECTION), "feather_px": FEATHER_PX, "cases": cases,
+            "expect_procs": [_proc(n) for n in ops]}
+    return plan, truth
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Checks
+
+
+def _cases(session, expect=None):
+    return [c for c in session["plan"]["cases"] if expect is None or c["expect"] == expect]
+
+
+def _load(session, fname, w, h, c=4):
+    return np.fromfile(os.path.join(session["out"], fname), np.float32).reshape(h, w, c)
+
+
+def _region(session, case):
+    """Expected processed region in image pixels (x, y, w, h): the selection's bounds inside the source layer."""
+    ox, oy = SOURCE_OFFSET
+    sh, sw = session["truth"]["source"].shape[:2]
+    if not case["selection"]:
+        return ox, oy, sw, sh, None
+    cw, ch = CANVAS
+    sel = _load(session, f"{case['id']}.selection.f32", cw, ch, 1)
+    ys, xs = np.nonzero(sel[:, :, 0] > 0)
+    x0, x1 = max(xs.min(), ox), min(xs.max() + 1, ox + sw)
+    y0, y1 = max(ys.min(), oy), min(ys.max() + 1, oy + sh)
+    return x0, y0, x1 - x0, y1 - y0, sel
+
+
+def test_every_operator_is_registered_as_a_procedure(session):
+    missing = [p for p, ok in session["procs"].items() if not ok]
+    assert not missing, f"procedures not registered in GIMP: {missing}"
+    assert len(session["procs"]) == len(session["ops"])
+    assert any(p.endswith("/ai_portrait.py") for p in session["installed"])
+
+
+def test_no_batch_case_crashed(session):
+    crashed = {i: r["crash"] for i, r in session["results"].items() if "crash" in r}
+    assert not crashed, crashed
+
+
+def test_successful_runs_add_one_new_layer_above_the_source(session):
+    problems = []
+    for case in _cases(session, "success"):
+        r = session["results"][case["id"]]
+        if r.get("status") != "success":
+            problems.append(f"{case['id']}: {r.get('status')}: {r.get('message')}")
+            continue
+        if r["removed"] or len(r["new"]) != 1 or r["layers_after"] != r["layers_before"] + 1:
+            problems.append(f"{case['id']}: layers {r['layers_before']} -> {r['layers_after']}, "
+                            f"removed {r['removed']}")
+            continue
+        new = r["new"][0]
+        op = session["ops"][case["op"]]
+        if not new["name"].startswith(op["title"]):
+            problems.append(f"{case['id']}: layer named {new['name']!r}")
+        if new["position"] + 1 != min(new["position_ref"]) or not new["same_parent_as_source"]:
+            # directly above the source (the topmost frame of a burst), in its group
+            problems.append(f"{case['id']}: new layer at {new['position']}, sources at {new['position_ref']}")
+        if new["has_mask"] != bool(case["args"].get("selection-as-mask")):
+            problems.append(f"{case['id']}: layer mask {new['has_mask']}")
+        prov = new["provenance"]
+        if not prov or prov["operator"] != case["op"] or prov["seed"] != 0 or "params" not in prov:
+            problems.append(f"{case['id']}: provenance {prov}")
+        if not r["undo_enabled"]:
+            problems.append(f"{case['id']}: undo disabled on the image")
+    assert not problems, "\n".join(problems)
+
+
+def test_user_layers_are_never_changed(session):
+    changed = {c["id"]: session["results"][c["id"]]["unchanged"] for c in _cases(session)
+               if not all(session["results"][c["id"]].get("unchanged", [False]))}
+    assert not changed, f"pre-existing layers changed (per layer: unchanged?): {changed}"
+
+
+def test_failures_leave_the_image_unchanged_and_say_why(session):
+    problems = []
+    for case in _cases(session, "error"):
+        if case.get("kill"):
+            continue  # a killed plug-in returns nothing: GIMP reports that itself (see the next test)
+        r = session["results"][case["id"]]
+        if r.get("status") != "execution-error" or not (r.get("message") or "").strip():
+            problems.append(f"{case['id']}: status {r.get('status')}, message {r.get('message')!r}")
+        if r.get("new") or r.get("layers_after") != r.get("layers_before"):
+            problems.append(f"{case['id']}: the image changed: {r.get('new')}")
+    assert not problems, "\n".join(problems)
+    res = session["results"]
+    assert "refuses this image on purpose" in res["test_fail.u8.all"]["message"]
+    assert "bug" in res["test_fail.bug"]["message"].lower()
+    assert "needs" in res["gimptest_mix.missing-depth"]["message"]
+    assert "does not touch layer" in res["test_scale.offselection"]["message"]
+
+
+def test_dialogs_open_and_run_interactively_and_one_undo_removes_the_result(session):
+    """In the GUI (Xvfb), each procedure run interactively builds its GimpUi.ProcedureDialog from the registry;
+    OK is pressed for it and the run completes like a non-interactive one; then Ctrl+Z in the image window
+    removes the new layer and leaves every other layer as it was."""
+    if session["gui"] is None:
+        pytest.skip("no xvfb-run or xdotool in the GIMP chroot (rerun tests/hosts/setup_gimp.sh)")
+    results, seconds, log = session["gui"]
+    shown = log.count("pressing OK")
+    problems = []
+    for r in results["results"]:
+        op = r["id"].split(".")[0]
+        want = "execution-error" if op == "test_fail" else "success"
+        if r.get("status") != want or len(r.get("new", [])) != (want == "success"):
+            problems.append(f"{r['id']}: {r.get('status')} {r.get('message')} {r.get('crash', '')}")
+        elif want == "success":
+            undo = r.get("undo") or {}
+            if undo.get("layers") != r["layers_before"] or not all(undo.get("unchanged", [False])):
+                problems.append(f"{r['id']}: after Ctrl+Z: {undo} (layers before the run: {r['layers_before']})")
+    print(f"GIMP GUI: {len(results['results'])} dialogs in {seconds:.1f} s")
+    assert not problems, "\n".join(problems) + "\n" + log[-3000:]
+    assert shown == len(results["results"]), log[-3000:]
+    out = os.path.join(session["out"] + "-gui")
+    pictures = [f for f in os.listdir(out) if f.endswith(".png")]  # what each dialog looked like
+    assert len(pictures) == len(results["results"]), pictures
+
+
+def test_without_a_worker_the_menu_says_how_to_set_up(chroot, tmp_path):
+    """No worker reachable and no cached registry: GIMP gets one 'Set Up AI Portrait…' entry whose run fails
+    with a message naming install.py (never an empty menu or a silent failure)."""
+    tag = f"aip-gimp-noworker-{os.getpid()}"
+    inside, work = f"/tmp/{tag}", os.path.join(chroot, "tmp", tag)
+    shutil.rmtree(work, ignore_errors=True)
+    for sub in ("in", "profile/plug-ins", "config"):
+        os.makedirs(os.path.join(work, sub))
+    try:
+        with open(os.path.join(work, "config", "config.json"), "w") as fh:
+            json.dump({"server": f"tcp://127.0.0.1:{_free_port()}", "token": "t" * 32}, fh)
+        from install_gimp import install_into
+        install_into(os.path.join(work, "profile", "plug-ins"), ROOT, config_path=f"{inside}/config/config.json")
+        shutil.copy(os.path.join(HERE, "gimp_batch.py"), os.path.join(work, "gimp_batch.py"))
+        np.zeros((8, 8, 4), np.float32).tofile(os.path.join(work, "in", "source.f32"))
+        setup = "plug-in-ai-portrait-setup"
+        plan = {"in_dir": f"{inside}/in", "out_dir": f"{inside}/out", "canvas": [8, 8], "source_size": [8, 8],
+                "source_offset": [0, 0], "source": "source.f32", "selection": [0, 0, 4, 4], "feather_px": 0,
+                "cases": [{"id": "setup", "op": "setup", "proc": setup, "precision": "u8", "selection": False}],
+                "expect_procs": [setup, _proc("test_scale")]}
+        results, _, log = _run_gimp(chroot, work, inside, plan, "plan.json")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    assert results["procs"] == {setup: True, _proc("test_scale"): False}, results["procs"]
+    r = results["results"][0]
+    assert r["status"] == "execution-error" and "install.py" in r["message"] and not r["new"], r
+
+
+def test_a_killed_run_leaves_the_image_unchanged(session):
+    """GIMP's Cancel ends the plug-in process; the result is applied only after the worker answered, so the
+    image keeps all its layers and pixels, and the worker drops the job."""
+    r = session["results"]["test_scale.cancelled"]
+    assert session["killed"], "the plug-in process was not found to kill"
+    assert r["status"] != "success" and not r["new"] and all(r["unchanged"]), r
+    assert r["seconds"] < 15, "the run went on after the kill"
+
+
+def _stored(session, precision, role, w, h):
+    """A layer's pixels as GIMP stored them at `precision` (read back as float by the batch script)."""
+    return _load(session, f"{precision}.{role}.stored.f32", w, h)
+
+
+def _params(case):
+    return {k.replace("-", "_"): v for k, v in case["args"].items()
+            if not k.startswith("mark") and k != "selection-as-mask"}
+
+
+def _expected(session, case, region, sel):
+    """What registry.run makes of the same pixels (the layers as GIMP stored them, cropped here)."""
+    x, y, w, h = region
+    ox, oy = SOURCE_OFFSET
+    cw, ch = CANVAS
+    sh, sw = session["truth"]["source"].shape[:2]
+    op = session["ops"][case["op"]]
+    q = case["precision"]
+    crop = lambda a, ax, ay: a[y - ay:y - ay + h, x - ax:x - ax + w]  # noqa: E731
+    primary = next(i for i in op["inputs"] if i["kind"] in ("image", "frames"))
+    q = q + (".gray" if case.get("gray") else "")
+    source = crop(_stored(session, q, "source", sw, sh), ox, oy)
+    inputs = {}
+    if primary["kind"] == "frames":
+        inputs[primary["name"]] = [source] + [crop(_stored(session, q, f"frame{k}", sw, sh), ox, oy)
+                                              for k in range(len(case["frames"]))]
+    else:
+        inputs[primary["name"]] = source
+    for inp in op["inputs"]:
+        if inp is not primary and inp["name"] in case["aux_args"].values():
+            inputs[inp["name"]] = crop(_stored(session, q, f"aux-{inp['name']}", cw, ch), 0, 0)
+    if case.get("files"):
+        from core.imaging.io import read_image
+        inputs["depth"] = crop(read_image(session["truth"]["depth_png"]).pixels, 0, 0)
+    params = _params(case)
+    if _arg("mark-x") in case["args"]:
+        params["mark"] = (MARK_IMAGE_XY[0] - x, MARK_IMAGE_XY[1] - y)
+    mask = None if sel is None else sel[y:y + h, x:x + w]
+    out = registry.run(case["op"], inputs, params, mask=mask, seed=0)
+    return out.image, out.base
+
+
+def test_results_cover_the_selection_and_match_the_core(session):
+    """Region = selection bounds inside the layer; pixels = registry.run on the same pixels (8-bit: within one
+    level; float: within float rounding); outside the soft selection the source itself."""
+    problems, report = [], []
+    for case in _cases(session, "success"):
+        r = session["results"][case["id"]]
+        if r.get("status") != "success" or len(r["new"]) != 1:
+            continue  # reported by the layer test
+        x, y, w, h, sel = _region(session, case)
+        new = r["new"][0]
+        if new["offsets"] != [x, y] or new["size"] != [w, h]:
+            problems.append(f"{case['id']}: new layer {new['size']} at {new['offsets']}, expected "
+                            f"{[w, h]} at {[x, y]}")
+            continue
+        got = _load(session, new["file"], w, h)
+        want, src = _expected(session, case, (x, y, w, h), sel)
+        if case["precision"] == "u8":  # an 8-bit layer cannot hold values outside 0..1
+            want = np.clip(want, 0.0, 1.0)
+        tol = 0.5 / 255 + 1e-4 if case["precision"] == "u8" else 2e-4
+        err = float(np.abs(got - want).max())
+        report.append(f"{case['id']}: max |GIMP - core| = {err:.2e}, {r['seconds']:.1f} s in GIMP")
+        if err > tol:
+            problems.append(f"{case['id']}: max error {err:.4g} > {tol:.2g} "
+                            f"(PSNR {scenes.psnr(got, want):.1f} dB)")
+        if sel is not None:
+            outside = sel[y:y + h, x:x + w, 0] == 0
+            diff = float(np.abs(got - src)[outside].max()) if outside.any() else 0.0
+            if diff > (1e-6 if case["precision"] == "u8" else 2e-5):
+                problems.append(f"{case['id']}: outside the selection the result differs from the source by "
+                                f"{diff:.3g}")
+    print(f"GIMP batch: {len(session['plan']['cases'])} cases in {session['seconds']:.1f} s")
+    print("\n".join(report))
+    assert not problems, "\n".join(problems)
+
+
+def test_layer_mask_from_the_selection(session):
+    case = next(c for c in _cases(session) if c["id"] == "test_scale.masked")
+    new = session["results"][case["id"]]["new"][0]
+    x, y, w, h, sel = _region(session, case)
+    mask = _load(session, new["file"] + ".mask", w, h, 1)
+    assert np.abs(mask - sel[y:y + h, x:x + w]).max() <= 0.5 / 255 + 1e-6
+
+
+def test_point_parameter_lands_on_the_image_pixel(session):
+    """gimptest_mix paints a red pixel at its point given in image pixels: it must be there in the new layer."""
+    for precision in PRECISIONS:
+        case = next(c for c in _cases(session) if c["id"] == f"gimptest_mix.{precision}.sel")
+        new = session["results"][case["id"]]["new"][0]
+        (x, y), (w, h) = new["offsets"], new["size"]
+        got = _load(session, new["file"], w, h)
+        px, py = int(MARK_IMAGE_XY[0]) - x, int(MARK_IMAGE_XY[1]) - y
+        assert np.allclose(got[py, px, :3], (1, 0, 0), atol=1e-3), got[py - 1:py + 2, px - 1:px + 2, :3]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Without GIMP: the adapter's pure parts and the installer
+
+
+def test_labels_names_and_layer_names_come_from_the_registry():
+    from ai_portrait import describe
+    p = {"name": "focus_distance", "type": "float", "unit": "m", "title": "Focus distance", "min": 0.1, "max": 100,
+         "help": "where it is sharp", "default": None, "optional": True}
+    assert describe.param_label(p) == "Focus distance (m)"
+    assert "range 0.1…100 m" in describe.param_blurb(p)
+    assert describe.param_arg("seed") == "op-seed" and describe.param_arg("f_number") == "f-number"
+    assert describe.proc_name("test_scale") == "plug-in-ai-portrait-test-scale"
+    op = {"name": "refocus", "title": "Refocus", "params": [
+        {"name": "f_number", "type": "float", "unit": "f-number", "default": 2.0},
+        {"name": "focal_length", "type": "float", "unit": "mm", "default": 85.0},
+        {"name": "grain", "type": "bool", "default": True},
+        {"name": "shape", "type": "choice", "default": "disk", "choices": ["disk", "hexagon"]},
+        {"name": "rotation", "type": "float", "unit": "deg", "default": 0.0}]}
+    assert describe.layer_name(op, {"f_number": 1.4}) == "Refocus (f/1.4, 85 mm, disk)"
+
+
+def test_installer_puts_a_self_contained_executable_plugin_in_the_profile(tmp_path, monkeypatch):
+    import install_gimp
+    monkeypatch.setenv("GIMP3_DIRECTORY", str(tmp_path / "profile"))
+    dirs = install_gimp.gimp_plugin_dirs()
+    assert dirs == [tmp_path / "profile" / "plug-ins"]
+    files = install_gimp.install_into(dirs[0], ROOT, config_path=str(tmp_path / "cfg" / "config.json"))
+    main = dirs[0] / "ai_portrait" / "ai_portrait.py"
+    assert str(main) in files and os.access(main, os.X_OK)
+    assert (dirs[0] / "ai_portrait" / "plugin" / "client.py").is_file()  # the bridge travels with it
+    assert (dirs[0] / "ai_portrait" / "config_path.txt").read_text().strip() == str(tmp_path / "cfg" / "config.json")
+    again = install_gimp.install_into(dirs[0], ROOT)  # idempotent, and drops a stale config note
+    assert not (dirs[0] / "ai_portrait" / "config_path.txt").exists() and len(again) == len(files) - 1
+
+
+def test_plugin_dirs_follow_the_platform_layout(tmp_path, monkeypatch):
+    import install_gimp
+    monkeypatch.delenv("GIMP3_DIRECTORY", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(install_gimp.sys, "platform", "linux")
+    assert install_gimp.gimp_plugin_dirs() == [tmp_path / "xdg" / "GIMP" / "3.0" / "plug-ins"]
+    flatpak = tmp_path / "home" / ".var" / "app" / "org.gimp.GIMP" / "config" / "GIMP" / "3.2"
+    flatpak.mkdir(parents=True)
+    (tmp_path / "xdg" / "GIMP" / "3.0").mkdir(parents=True)
+    assert install_gimp.gimp_plugin_dirs() == [tmp_path / "xdg" / "GIMP" / "3.0" / "plug-ins", flatpak / "plug-ins"]
+    monkeypatch.setattr(install_gimp.sys, "platform", "win32")
+    monkeypatch.setenv("APPDATA", str(tmp_path / "appdata"))
+    assert install_gimp.gimp_plugin_dirs() == [tmp_path / "appdata" / "GIMP" / "3.0" / "plug-ins"]
+
+
+def test_install_caches_the_registry_from_a_spawned_worker(tmp_path, monkeypatch):
+    """install() puts the plug-in in place and caches `list --json` from a worker it spawns (the config's
+    interpreter), next to the config: GIMP's first start then registers the menus without a worker."""
+    import install_gimp
+    from plugin import config as bridge_config
+    cfg = tmp_path / "cfg" / "config.json"
+    bridge_config.save_config({"python": sys.executable, "core_root": ROOT}, str(cfg))
+    monkeypatch.setenv("GIMP3_DIRECTORY", str(tmp_path / "profile"))
+    files = install_gimp.install(ROOT, config_path=cfg)
+    assert str(tmp_path / "profile" / "plug-ins" / "ai_portrait" / "ai_portrait.py") in files
+    cached = json.loads((tmp_path / "cfg" / "registry.json").read_text())
+    assert [o["name"] for o in cached["operators"]] == [o.name for o in registry.operators()
+                                                         if o.name not in TEST_OPS]
