@@ -223,3 +223,15 @@ def test_mask_falls_back_to_the_reference_frame(hand_held):
     out = registry.run("denoise", {"frames": frames}, {"reference": 2}, mask=mask)
     np.testing.assert_array_equal(out.image[:, :48], frames[2][:, :48])   # bit-identical outside the mask
     assert not np.array_equal(out.image[:, 48:], frames[2][:, 48:])
+
+
+def test_result_stays_within_the_frames_range_near_black():
+    """Noise around black must not produce negative values the frames themselves could not hold."""
+    rng = np.random.default_rng(4)
+    dark = np.full((64, 64, 3), 0.02, np.float32)
+    frames = [np.clip(dark + rng.normal(0, 0.05, dark.shape).astype(np.float32), 0, 1) for _ in range(4)]
+    out = registry.run("denoise", {"frames": frames}, seed=0).image
+    assert out.min() >= 0.0 and out.max() <= 1.0
+    # and it still denoises: closer to the true level than the reference frame
+    ref = frames[0]
+    assert np.abs(out - 0.02).mean() < 0.6 * np.abs(ref - 0.02).mean()

@@ -94,6 +94,11 @@ def run(inputs: Dict[str, Any], params: Dict[str, Any], ctx: Context) -> Output:
     image, accepted = merge.merge(frames, ref, motions, model, tile=int(params["tile"]),
                                   strength=params["strength"], spatial=params["spatial"], device=device,
                                   job=job.sub(0.35, 1.0))
+    # The merge estimates the scene; noise around black or white can push that estimate past what the frames
+    # could hold. Keep it within the frames' own range, widened to [0, 1] (float frames may hold HDR values).
+    lo = min(0.0, min(float(f.min()) for f in frames))
+    hi = max(1.0, max(float(f.max()) for f in frames))
+    image = np.clip(image, lo, hi)
     info = {"reference_index": int(ref), "noise_a": float(model.a), "noise_b": float(model.b),
             "frames": n, "accepted": round(accepted, 3),
             "matched": [None if m is None else round(m.matched, 3) for m in motions]}
