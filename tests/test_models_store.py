@@ -193,6 +193,10 @@ def test_models_cli_lists_and_rejects(cache, capsys):
 
 def test_every_manifest_entry_is_complete():
     for e in store.entries():
-        assert len(e.revision) == 40 and e.licence and isinstance(e.commercial, bool)
-        assert all(len(s) == 64 and int(s, 16) >= 0 for s in e.files.values())
+        assert e.licence and isinstance(e.commercial, bool)
         assert e.source == "hf" or e.converter
+        if e.revision is None:  # a Hub model pinned at its first fetch (test_models_pin_first_fetch.py)
+            assert e.source == "hf" and not any(e.files.values())
+            continue
+        assert len(e.revision) == 40
+        assert all(len(s) == 64 and int(s, 16) >= 0 for s in e.files.values())

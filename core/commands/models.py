@@ -42,9 +42,17 @@ def _run(args) -> int:
             sys.stderr.flush()
 
     before = {n: store.model_state(store.entry(n)) for n in names}
-    for n in names:
-        store.fetch(n, progress=say, force=args.force)
+    failed = []
+    for n in names:  # one model that cannot be had (offline, say) must not keep the others out
+        try:
+            store.fetch(n, progress=say, force=args.force)
+        except UserError as exc:
+            failed.append(f"{n}: {exc}")
+            continue
         say(f"{n}: {'already present' if before[n] == 'present' and not args.force else 'installed'}")
+    if failed:
+        raise UserError(f"{len(failed)} of {len(names)} model(s) could not be fetched: " + "; ".join(failed),
+                        "download-failed")
     return 0
 
 

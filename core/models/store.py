@@ -9,6 +9,11 @@ Cache directory: $AI_PORTRAIT_CACHE/hub if set, else $HF_HUB_CACHE, else $HF_HOM
 result is remembered per process while the file's size and mtime stay the same). Weights are read with
 safetensors only, never pickle.
 
+A Hub model whose commit could not be pinned when it was added (this project's build machines cannot reach the
+Hub) is listed with revision=None and sha256 None: its first fetch resolves the current commit, checks every
+LFS file against the sha256 the Hub publishes for it, and writes that commit and those hashes to a lock file
+(`ai-portrait-locks/NAME.json` beside the cache); from then on it is pinned exactly like the others.
+
 Adding a model is one entry in MANIFEST, e.g. a Hub model:
     dict(name="depth-anything-v2-small", repo_id="depth-anything/Depth-Anything-V2-Small-hf",
          revision="<40-hex commit>", files={"model.safetensors": "<sha256>"}, sizes={"model.safetensors": N},
@@ -18,8 +23,9 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
@@ -47,6 +53,10 @@ MANIFEST: List[dict] = [
     dict(_MP, name="mediapipe-selfie", repo_id="ai-portrait/mediapipe-selfie",
          title="Selfie segmentation (person mask)", used_by="person mask",
          files={"model.safetensors": "af8472d43a4784b59839ed2013249e74ba48b95eca0449f4b6866be247266c4a"}),
+    # Apache-2.0 (the Base/Large/Giant variants are CC-BY-NC-4.0 and are not listed). Pinned at first fetch.
+    dict(name="depth-anything-v2-small", repo_id="depth-anything/Depth-Anything-V2-Small-hf", revision=None,
+         files={"model.safetensors": None, "config.json": None}, licence="Apache-2.0", commercial=True,
+         title="Depth Anything V2 Small (relative depth)", used_by="depth service"),
 ]
 
 
@@ -54,8 +64,8 @@ MANIFEST: List[dict] = [
 class ModelEntry:
     name: str
     repo_id: str
-    revision: str
-    files: Dict[str, str]                      # file name -> sha256
+    revision: Optional[str]                    # None: pinned at first fetch (see the lock file)
+    files: Dict[str, Optional[str]]            # file name -> sha256 (None only while unpinned)
     licence: str
     commercial: bool
     title: str = ""
@@ -69,7 +79,13 @@ class ModelEntry:
         return cache_dir() / ("models--" + self.repo_id.replace("/", "--"))
 
     @property
+    def pinned(self) -> bool:
+        return self.revision is not None and all(self.files.values())
+
+    @property
     def snapshot(self) -> Path:
+        if self.revision is None:
+            raise RuntimeError(f"{self.name} is not pinned yet")
         return self.folder / "snapshots" / self.revision
 
 
@@ -80,8 +96,11 @@ _VERIFIED: Dict[str, tuple] = {}   # path -> (size, mtime_ns, sha256) of a file 
 def register(spec: dict) -> ModelEntry:
     """Add (or replace) a manifest entry; tests use this for small self-made weights."""
     entry = ModelEntry(**spec)
-    if len(entry.revision) != 40:
-        raise ValueError(f"{entry.name}: revision must be a 40-hex commit, got {entry.revision!r}")
+    if entry.revision is None:
+        if entry.source != "hf" or any(entry.files.values()):
+            raise ValueError(f"{entry.name}: only a Hub model may be unpinned, and then with no sha256 at all")
+    elif len(entry.revision) != 40 or not all(entry.files.values()):
+        raise ValueError(f"{entry.name}: revision must be a 40-hex commit and every file needs a sha256")
     _ENTRIES[entry.name] = entry
     return entry
 
@@ -118,10 +137,36 @@ def entries() -> List[ModelEntry]:
 
 
 def entry(name: str) -> ModelEntry:
+    """The manifest entry, pinned by its lock file when the manifest could not pin it."""
     if name not in _ENTRIES:
         known = ", ".join(sorted(_ENTRIES))
         raise UserError(f"unknown model '{name}': known models are {known}", "unknown-model")
-    return _ENTRIES[name]
+    e = _ENTRIES[name]
+    if e.revision is None:
+        lock = _read_lock(e)
+        if lock is not None:
+            e = replace(e, revision=lock["revision"], files=dict(lock["files"]))
+    return e
+
+
+def lock_path(e: ModelEntry) -> Path:
+    return cache_dir().parent / "ai-portrait-locks" / f"{e.name}.json"
+
+
+def _read_lock(e: ModelEntry) -> Optional[dict]:
+    path = lock_path(e)
+    if not path.is_file():
+        return None
+    try:
+        lock = json.loads(path.read_text())
+        ok = (len(lock["revision"]) == 40 and set(lock["files"]) == set(e.files)
+              and all(isinstance(v, str) and len(v) == 64 for v in lock["files"].values()))
+    except (OSError, ValueError, KeyError, TypeError):
+        ok = False
+    if not ok:
+        raise UserError(f"the lock file {path} of model '{e.name}' is damaged: delete it and "
+                        f"{_fetch_hint(e.name)}", "corrupt-model")
+    return lock
 
 
 def sha256_file(path: Path) -> str:
@@ -138,6 +183,8 @@ def _fetch_hint(name: str) -> str:
 
 def file_state(e: ModelEntry, filename: str) -> str:
     """'present', 'missing' or 'corrupt' (sha256 differs from the manifest)."""
+    if not e.pinned:
+        return "missing"
     path = e.snapshot / filename
     if not path.is_file():
         return "missing"
@@ -201,7 +248,13 @@ def load_module(module, name: str, filename: str = "model.safetensors"):
 def status() -> List[dict]:
     """One row per model: name, state, licence, commercial use, size on disk, source, path."""
     rows = []
-    for e in entries():
+    for listed in entries():
+        e = entry(listed.name)
+        if not e.pinned:
+            rows.append(dict(name=e.name, state="missing", licence=e.licence, commercial=e.commercial,
+                             title=e.title, used_by=e.used_by, source=e.source, repo_id=e.repo_id,
+                             revision="pinned at first fetch", bytes=0, path=""))
+            continue
         size = sum((e.snapshot / f).stat().st_size for f in e.files if (e.snapshot / f).is_file())
         rows.append(dict(name=e.name, state=model_state(e), licence=e.licence, commercial=e.commercial,
                          title=e.title, used_by=e.used_by, source=e.source, repo_id=e.repo_id,
@@ -235,12 +288,62 @@ def _write_ref(e: ModelEntry) -> None:
     (refs / "main").write_text(e.revision)
 
 
+def _hub_resolve(repo_id: str):
+    """(current commit, {file: LFS sha256 or None}) of a Hub repository, from the Hub's own metadata."""
+    from huggingface_hub import HfApi
+
+    info = HfApi().model_info(repo_id, files_metadata=True)
+    return info.sha, {s.rfilename: (s.lfs.sha256 if getattr(s, "lfs", None) else None) for s in info.siblings}
+
+
+def _hub_download(repo_id: str, filename: str, revision: str) -> None:
+    from huggingface_hub import hf_hub_download
+
+    hf_hub_download(repo_id, filename, revision=revision, cache_dir=str(cache_dir()))
+
+
+def _pin_at_first_fetch(e: ModelEntry, progress: Callable[[str], None]) -> ModelEntry:
+    """Resolve the Hub's current commit, download, check each LFS file against the Hub's sha256, write the lock."""
+    if offline():
+        raise UserError(f"model '{e.name}' must be downloaded from the Hugging Face Hub but HF_HUB_OFFLINE is "
+                        f"set: unset it and {_fetch_hint(e.name)}", "offline")
+    try:
+        revision, published = _hub_resolve(e.repo_id)
+    except Exception as exc:  # network, auth: user-fixable
+        raise UserError(f"could not reach {e.repo_id} on the Hugging Face Hub: {exc}", "download-failed") from exc
+    missing = [f for f in e.files if f not in published]
+    if missing:
+        raise UserError(f"{e.repo_id} has no file {missing[0]}", "download-failed")
+    pinned = replace(e, revision=revision, files={f: "0" * 64 for f in e.files})
+    hashes = {}
+    for filename in e.files:
+        progress(f"downloading {e.repo_id}/{filename} @ {revision[:8]} (pinning it at this first fetch)")
+        try:
+            _hub_download(e.repo_id, filename, revision)
+        except Exception as exc:  # network, auth, missing revision: all user-fixable
+            raise UserError(f"could not download {e.repo_id}/{filename}: {exc}", "download-failed") from exc
+        digest = sha256_file(pinned.snapshot / filename)
+        if published[filename] and digest != published[filename]:
+            raise UserError(f"downloaded {e.repo_id}/{filename} has sha256 {digest[:12]}..., not the "
+                            f"{published[filename][:12]}... the Hub publishes: try again", "corrupt-model")
+        hashes[filename] = digest
+    path = lock_path(e)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.part")
+    tmp.write_text(json.dumps({"revision": revision, "files": hashes,
+                               "how": "pinned at first fetch; LFS files checked against the Hub's sha256"},
+                              indent=1))
+    os.replace(tmp, path)
+    return entry(e.name)
+
+
 def _fetch_hub(e: ModelEntry, progress: Callable[[str], None]) -> None:
+    if not e.pinned:
+        _pin_at_first_fetch(e, progress)
+        return
     if offline():
         raise UserError(f"model '{e.name}' must be downloaded from the Hugging Face Hub but HF_HUB_OFFLINE is "
                         f"set: unset it, or copy {e.repo_id} into {cache_dir()}", "offline")
-    from huggingface_hub import hf_hub_download
-
     for filename, sha in e.files.items():
         if file_state(e, filename) == "present":
             continue
@@ -251,7 +354,7 @@ def _fetch_hub(e: ModelEntry, progress: Callable[[str], None]) -> None:
             bad.unlink()
         progress(f"downloading {e.repo_id}/{filename} @ {e.revision[:8]}")
         try:
-            hf_hub_download(e.repo_id, filename, revision=e.revision, cache_dir=str(cache_dir()))
+            _hub_download(e.repo_id, filename, e.revision)
         except Exception as exc:  # network, auth, missing revision: all user-fixable
             raise UserError(f"could not download {e.repo_id}/{filename}: {exc}", "download-failed") from exc
         if file_state(e, filename) != "present":
@@ -269,7 +372,7 @@ def fetch(name: str, progress: Callable[[str], None] = lambda m: None, force: bo
         getattr(importlib.import_module(module), func)(e, progress)
     else:
         _fetch_hub(e, progress)
-    state = model_state(e)
+    state = model_state(entry(name))  # re-read: a first fetch has just pinned it
     if state != "present":
         raise UserError(f"model '{name}' is still {state} after fetching", "corrupt-model")
     return "fetched"
