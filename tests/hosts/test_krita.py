@@ -87,6 +87,9 @@ def krita_env(profile, worker_config, **extra):
                 "AI_PORTRAIT_DEVICE": "cpu", "QT_QPA_PLATFORM": "offscreen"})
     for k in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"):
         env.pop(k, None)
+    # Krita's embedded Python finds its prefix from the first `python3` on PATH: a pyenv or venv interpreter
+    # there (as under `pyenv exec`, which CI's python3 goes through) hides the system's PyQt5 from Krita.
+    env["PATH"] = os.pathsep.join(["/usr/bin", "/bin", env.get("PATH", "")])
     env.update(extra)
     return env
 
