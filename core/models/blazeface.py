@@ -10,24 +10,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from .layers import MaxPool2, PadChannels, conv, depthwise, nhwc_flat
+from .layers import DepthwiseResidual, conv, nhwc_flat
 
 INPUT_SIZE = 128
 
 
-class BlazeBlock(nn.Module):
-    """Depthwise 3×3 + pointwise 1×1, residual (max-pooled and zero-channel-padded when it shrinks), ReLU."""
+class BlazeBlock(DepthwiseResidual):
+    """BlazeFace's residual block: ReLU after the sum."""
 
     def __init__(self, cin, cout, stride=1):
-        super().__init__()
-        self.dw = depthwise(cin, 3, stride)
-        self.pw = conv(cin, cout, 1)
-        self.pool = MaxPool2() if stride == 2 else nn.Identity()
-        self.pad = PadChannels(cout - cin)
-        self.act = nn.ReLU()
-
-    def forward(self, x):
-        return self.act(self.pad(self.pool(x)) + self.pw(self.dw(x)))
+        super().__init__(cin, cout, stride, nn.ReLU())
 
 
 class BlazeFace(nn.Module):

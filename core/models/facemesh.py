@@ -8,25 +8,17 @@ from __future__ import annotations
 
 from torch import nn
 
-from .layers import MaxPool2, PadChannels, conv, depthwise
+from .layers import DepthwiseResidual, MaxPool2, PadChannels, conv, depthwise
 
 MESH_INPUT = 192
 IRIS_INPUT = 64
 
 
-class MeshBlock(nn.Module):
-    """Depthwise 3×3 + pointwise, residual (pooled/padded when it shrinks), PReLU."""
+class MeshBlock(DepthwiseResidual):
+    """FaceMesh's (and the iris model's) residual block: PReLU after the sum."""
 
     def __init__(self, cin, cout, stride=1):
-        super().__init__()
-        self.dw = depthwise(cin, 3, stride)
-        self.pw = conv(cin, cout, 1)
-        self.pool = MaxPool2() if stride == 2 else nn.Identity()
-        self.pad = PadChannels(cout - cin)
-        self.act = nn.PReLU(cout)
-
-    def forward(self, x):
-        return self.act(self.pad(self.pool(x)) + self.pw(self.dw(x)))
+        super().__init__(cin, cout, stride, nn.PReLU(cout))
 
 
 class FaceMesh(nn.Module):

@@ -66,3 +66,20 @@ def nhwc_flat(x: torch.Tensor, per_cell: int) -> torch.Tensor:
     """N×C×H×W → N×(H·W·C/per_cell)×per_cell in TFLite's (row, column, channel) order."""
     n = x.shape[0]
     return x.permute(0, 2, 3, 1).reshape(n, -1, per_cell)
+
+
+class DepthwiseResidual(nn.Module):
+    """Depthwise 3×3 + pointwise 1×1 with a residual (max-pooled and zero-channel-padded when the block shrinks),
+    then `act`: the building block of BlazeFace (ReLU) and of FaceMesh and the iris model (PReLU). The attribute
+    names are the converter's state-dict keys."""
+
+    def __init__(self, cin: int, cout: int, stride: int, act: nn.Module):
+        super().__init__()
+        self.dw = depthwise(cin, 3, stride)
+        self.pw = conv(cin, cout, 1)
+        self.pool = MaxPool2() if stride == 2 else nn.Identity()
+        self.pad = PadChannels(cout - cin)
+        self.act = act
+
+    def forward(self, x):
+        return self.act(self.pad(self.pool(x)) + self.pw(self.dw(x)))
