@@ -487,7 +487,8 @@ class Client:
                               "or run install.py again)" % (python, exc.strerror or exc, where)) from None
         for f in (proc.stdin, proc.stdout):
             _widen_pipe(f.fileno())
-        link = _Link(protocol.PipeChannel(proc.stdout, proc.stdin), "local worker", proc, self._pool)
+        # A local worker shares this machine's memory: large pixel buffers go through a shared file, not the pipe.
+        link = _Link(protocol.PipeChannel(proc.stdout, proc.stdin, shared=True), "local worker", proc, self._pool)
         self._await_hello(link, python)
         return link
 

@@ -50,7 +50,8 @@ def serve_stdio(*, idle_timeout: float = 600.0, max_request: int = protocol.DEFA
     reader = os.fdopen(proto_in, "rb", buffering=0)
     writer = os.fdopen(proto_out, "wb", buffering=0)
     last = [time.monotonic()]
-    session = Session(protocol.PipeChannel(reader, writer), max_request=max_request, device=device,
+    channel = protocol.PipeChannel(reader, writer, shared=True)
+    session = Session(channel, max_request=max_request, device=device,
                       on_activity=lambda: last.__setitem__(0, time.monotonic()), label="stdio")
 
     def watchdog():
@@ -60,6 +61,7 @@ def serve_stdio(*, idle_timeout: float = 600.0, max_request: int = protocol.DEFA
             elif time.monotonic() - last[0] > idle_timeout:
                 sys.stderr.write("ai-portrait worker: idle for %.0f s, exiting\n" % idle_timeout)
                 sys.stderr.flush()
+                channel.release_shared(peer_gone=False)
                 os._exit(0)
 
     if idle_timeout and idle_timeout > 0:
@@ -70,6 +72,7 @@ def serve_stdio(*, idle_timeout: float = 600.0, max_request: int = protocol.DEFA
     if t is not None:
         t.join(timeout=2.0)
     _end_children()
+    channel.release_shared(peer_gone=False)
     sys.stderr.flush()
     os._exit(0)
 
