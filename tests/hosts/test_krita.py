@@ -154,22 +154,28 @@ def operator_inputs(name, decl, size, seed=0):
     return out, dict(params)
 
 
+def write_inputs(folder, op_name, inputs):
+    """Each input array as a raw .f32 file Krita's side reads; a list input (frames) as a list of files."""
+    files = {}
+    for k, v in inputs.items():
+        if isinstance(v, list):
+            files[k] = []
+            for i, f in enumerate(v):
+                p = os.path.join(folder, f"{op_name}.{k}.{i}.f32")
+                f.tofile(p)
+                files[k].append(p)
+        else:
+            p = os.path.join(folder, f"{op_name}.{k}.f32")
+            v.tofile(p)
+            files[k] = p
+    return files
+
+
 def write_plan(tmp, ops, cases_for, zip_path=None):
     cases = []
     for op in ops:
         inputs, params = operator_inputs(op["name"], op, SIZE) if op["name"] not in cases_for else cases_for[op["name"]]
-        files = {}
-        for k, v in inputs.items():
-            if isinstance(v, list):
-                files[k] = []
-                for i, f in enumerate(v):
-                    p = os.path.join(tmp, f"{op['name']}.{k}.{i}.f32")
-                    f.tofile(p)
-                    files[k].append(p)
-            else:
-                p = os.path.join(tmp, f"{op['name']}.{k}.f32")
-                v.tofile(p)
-                files[k] = p
+        files = write_inputs(tmp, op["name"], inputs)
         h, w = next(iter(inputs.values()))[0].shape[:2] if isinstance(next(iter(inputs.values())), list) \
             else next(iter(inputs.values())).shape[:2]
         for depth in DEPTHS + EXTRA_DEPTHS.get(op["name"], ()):
@@ -432,18 +438,7 @@ def gui_run(profile, worker_config, scratch):
     cases = {}
     for op in ops:
         inputs, params = operator_inputs(op["name"], op, SIZE)
-        files = {}
-        for k, v in inputs.items():
-            if isinstance(v, list):
-                files[k] = []
-                for i, f in enumerate(v):
-                    p = os.path.join(out, f"{op['name']}.{k}.{i}.f32")
-                    f.tofile(p)
-                    files[k].append(p)
-            else:
-                p = os.path.join(out, f"{op['name']}.{k}.f32")
-                v.tofile(p)
-                files[k] = p
+        files = write_inputs(out, op["name"], inputs)
         cases[op["name"]] = {"inputs": files, "params": _jsonable(params)}
     shot = "refocus" if any(o["name"] == "refocus" for o in ops) else (ops[0]["name"] if ops else None)
     plan = {"size": SIZE, "portrait": portrait_path, "depth": depth_path, "registry": ops, "cases": cases,
