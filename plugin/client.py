@@ -486,7 +486,7 @@ class Client:
             raise WorkerError("worker-start", "Cannot start the AI Portrait worker with %s: %s (fix 'python' in %s "
                               "or run install.py again)" % (python, exc.strerror or exc, where)) from None
         for f in (proc.stdin, proc.stdout):
-            _widen_pipe(f.fileno())
+            protocol.widen_pipe(f.fileno())
         # A local worker shares this machine's memory: large pixel buffers go through a shared file, not the pipe.
         link = _Link(protocol.PipeChannel(proc.stdout, proc.stdin, shared=True), "local worker", proc, self._pool)
         self._await_hello(link, python)
@@ -543,14 +543,6 @@ def _telling_line(text):
         if head.endswith(("Error", "Exception")) and " " not in head:
             return line[:300]
     return lines[-1][:300] if lines else ""
-
-
-def _widen_pipe(fd):
-    try:
-        import fcntl
-        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
-    except (ImportError, OSError, ValueError):
-        pass
 
 
 def _as_image(value, name):

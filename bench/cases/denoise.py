@@ -16,15 +16,11 @@ import time
 import numpy as np
 
 from bench.runner import Case
+from tests.scenes import psnr
 
 FRAMES = 8
 PEER_H = 9
 PEER_CROP_PIXELS = 2_000_000
-
-
-def _psnr(a, b):
-    d = (np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2
-    return float(10 * np.log10(1.0 / max(d.mean(), 1e-20)))
 
 
 def _scene(width: int, height: int, seed: int = 0) -> np.ndarray:
@@ -96,13 +92,13 @@ def _case(label: str, width: int, height: int, peer_crop: bool) -> Case:
         st = prepare()
         clean, crop = st["clean"], st["crop"]
         import torch
-        figures = {"threads": torch.get_num_threads(), "psnr_single": _psnr(st["frames"][0], clean),
-                   "psnr_ours": _psnr(ours_img, clean)}
+        figures = {"threads": torch.get_num_threads(), "psnr_single": psnr(st["frames"][0], clean),
+                   "psnr_ours": psnr(ours_img, clean)}
         if peer_img is not None:
             truth = clean if crop is None else clean[crop]
-            figures["psnr_peer"] = _psnr(peer_img / 255.0, truth)
+            figures["psnr_peer"] = psnr(peer_img / 255.0, truth)
             if crop is not None:
-                figures["psnr_ours_on_peer_crop"] = _psnr(ours_img[crop], truth)
+                figures["psnr_ours_on_peer_crop"] = psnr(ours_img[crop], truth)
                 scale = (width * height) / float(peer_img.shape[0] * peer_img.shape[1])
                 figures["peer_seconds_extrapolated"] = st["peer_s"] * scale
                 figures["speed_ratio_extrapolated"] = st["peer_s"] * scale / st["ours_s"]

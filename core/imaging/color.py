@@ -16,9 +16,11 @@ def srgb_to_linear(x):
     """sRGB-encoded values -> linear light. Works on numpy arrays and torch tensors."""
     if _is_torch(x):
         import torch
+        # exp/log instead of a general power and copysign instead of a sign product: about twice as fast on
+        # CPU, and burst denoise decodes every frame's pixels on its hot path.
         a = x.abs()
-        lin = torch.where(a <= 0.04045, a / 12.92, ((a + 0.055) / 1.055) ** 2.4)
-        return torch.sign(x) * lin
+        curve = torch.exp(2.4 * torch.log((a + 0.055) * (1.0 / 1.055)))
+        return torch.copysign(torch.where(a <= 0.04045, a * (1.0 / 12.92), curve), x)
     x = np.asarray(x, dtype=np.float32)
     a = np.abs(x)
     lin = np.where(a <= 0.04045, a / 12.92, ((a + 0.055) / 1.055) ** 2.4)

@@ -20,14 +20,6 @@ from .session import Session
 _PIPE_BYTES = 1 << 20  # Linux pipes default to 64 KiB; a bigger one halves the syscalls for 384 MB images
 
 
-def _widen_pipe(fd: int) -> None:
-    try:
-        import fcntl
-        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), _PIPE_BYTES)
-    except (ImportError, OSError, ValueError):
-        pass
-
-
 def _private_fds():
     """(read fd, write fd) for the protocol, with fds 0 and 1 made harmless."""
     proto_in = os.dup(0)
@@ -38,7 +30,7 @@ def _private_fds():
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     for fd in (proto_in, proto_out):
-        _widen_pipe(fd)
+        protocol.widen_pipe(fd, _PIPE_BYTES)
     # Only the test operators read this (to inject garbage on purpose).
     os.environ["AI_PORTRAIT_PROTOCOL_FD"] = str(proto_out)
     return proto_in, proto_out

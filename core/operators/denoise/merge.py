@@ -21,10 +21,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...imaging.color import linear_to_srgb
+from ...imaging.color import linear_to_srgb, srgb_to_linear
 from ...jobs import Job
 from .align import FrameMotion
-from .linear import decode
 from .noise import NoiseModel
 
 TEMPORAL_C = 4.0      # Wiener constant at strength 1 (in units of the difference's predicted noise power)
@@ -83,14 +82,14 @@ def sample_strip(frame: np.ndarray, y0: int, rows: int, x0: int, cols: int, moti
         r0, r1 = int(iy.min()), int(iy.max()) + 1
         crop = torch.from_numpy(np.ascontiguousarray(frame[r0:r1, :, :3])).to(device)
         crop = crop[torch.from_numpy(iy - r0).to(device)][:, torch.from_numpy(ix).to(device)]
-        return decode(crop.permute(2, 0, 1).float())
+        return srgb_to_linear(crop.permute(2, 0, 1).float())
     flow = dense_flow(motion, ys, xs, (h, w))
     sy = _reflect(ys[:, None] + flow[1], h)
     sx = _reflect(xs[None, :] + flow[0], w)
     r0 = max(int(math.floor(float(sy.min()))) - 2, 0)
     r1 = min(int(math.ceil(float(sy.max()))) + 3, h)
     crop = torch.from_numpy(np.ascontiguousarray(frame[r0:r1, :, :3])).to(device)
-    crop = decode(crop.permute(2, 0, 1).float())
+    crop = srgb_to_linear(crop.permute(2, 0, 1).float())
     grid = torch.stack([(sx + 0.5) * (2.0 / w) - 1.0, (sy - r0 + 0.5) * (2.0 / (r1 - r0)) - 1.0], dim=-1)
     return F.grid_sample(crop[None], grid[None], mode=RESAMPLE, padding_mode="border", align_corners=False)[0]
 

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .linear import decode
+from ...imaging.color import srgb_to_linear
+
 
 BLOCK = 4            # HH samples per block side: 16 samples per local variance
 QUANTILE = 0.2       # low quantile: mostly smooth blocks
@@ -56,7 +57,7 @@ def estimate_image(frame_srgb: np.ndarray, max_pixels: int = 1_000_000) -> Noise
         ch, cw = max(int(h * s), 16), max(int(w * s), 16)
         y0, x0 = (h - ch) // 2, (w - cw) // 2
         frame_srgb = frame_srgb[y0:y0 + ch, x0:x0 + cw]
-    linear = decode(torch.from_numpy(np.ascontiguousarray(frame_srgb[:, :, :3], np.float32)).permute(2, 0, 1))
+    linear = srgb_to_linear(torch.from_numpy(np.ascontiguousarray(frame_srgb[:, :, :3], np.float32)).permute(2, 0, 1))
     mean, var = _haar_blocks(linear)
     if mean.numel() < BINS * 8:
         return NoiseModel(0.0, float(var.median().clamp_min(MIN_VARIANCE)))
