@@ -74,3 +74,35 @@ def test_guided_upsample_aligns_edges_better_than_bilinear():
     err_b = np.abs(bilinear - truth).mean()
     err_g = np.abs(guided - truth).mean()
     assert err_g < 0.5 * err_b
+
+
+def _exact_decode(x):
+    a = np.abs(x.astype(np.float64))
+    return np.sign(x) * np.where(a <= 0.04045, a / 12.92, ((a + 0.055) / 1.055) ** 2.4)
+
+
+def _exact_encode(x):
+    a = np.abs(x.astype(np.float64))
+    return np.sign(x) * np.where(a <= 0.0031308, a * 12.92, 1.055 * a ** (1 / 2.4) - 0.055)
+
+
+@pytest.mark.parametrize("shape,low,high", [((300, 400, 3), 0.0, 1.0), ((90, 70, 4), -0.02, 1.0),
+                                            ((128, 256), -0.6, 3.0), ((50, 60, 1), 0.0, 8.0)])
+def test_fast_opencv_curves_match_the_exact_piecewise_formula(shape, low, high):
+    """The OpenCV path (branch-free, chunked) against float64 numpy: grey, RGB, RGBA, HDR and negative values
+    (mirrored), across the knee where the two pieces meet."""
+    rng = np.random.default_rng(3)
+    x = rng.uniform(low, high, shape).astype(np.float32)
+    x.flat[:64] = np.linspace(-0.05, 0.05, 64)   # both knees, both signs
+    dec, enc = color.srgb_to_linear(x), color.linear_to_srgb(x)
+    assert dec.dtype == np.float32 and dec.shape == x.shape and enc.shape == x.shape
+    scale = np.maximum(np.abs(_exact_decode(x)), 1e-3)
+    assert np.max(np.abs(dec - _exact_decode(x)) / scale) < 2e-6
+    assert np.max(np.abs(enc - _exact_encode(x))) < 1e-6
+
+
+def test_fast_curves_read_strided_views_without_copying_them_first():
+    planes = np.random.default_rng(4).random((3, 200, 300), dtype=np.float32)
+    view = planes[:, 10:190, 20:280].transpose(1, 2, 0)          # as burst denoise's canvas is read
+    np.testing.assert_array_equal(color.linear_to_srgb(view), color.linear_to_srgb(np.ascontiguousarray(view)))
+    np.testing.assert_array_equal(color.srgb_to_linear(view), color.srgb_to_linear(np.ascontiguousarray(view)))

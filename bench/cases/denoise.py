@@ -51,7 +51,7 @@ def _peer_inputs(frames, crop=None):
     return out
 
 
-def _case(label: str, width: int, height: int, peer_crop: bool) -> Case:
+def _case(label: str, width: int, height: int, peer_crop: bool, repeat: int = 1) -> Case:
     import cv2
 
     from core import registry
@@ -75,7 +75,7 @@ def _case(label: str, width: int, height: int, peer_crop: bool) -> Case:
         st = prepare()
         t0 = time.perf_counter()
         out = registry.run("denoise", {"frames": st["frames"]}, {"reference": 0}).image
-        st["ours_s"] = time.perf_counter() - t0
+        st["ours_s"] = min(st.get("ours_s", float("inf")), time.perf_counter() - t0)   # best of the repeats
         return out
 
     def peer():
@@ -85,7 +85,7 @@ def _case(label: str, width: int, height: int, peer_crop: bool) -> Case:
         cv2.setNumThreads(torch.get_num_threads())
         t0 = time.perf_counter()
         out = cv2.fastNlMeansDenoisingColoredMulti(st["peer_in"], 3, 7, None, PEER_H, PEER_H, 7, 21)
-        st["peer_s"] = time.perf_counter() - t0
+        st["peer_s"] = min(st.get("peer_s", float("inf")), time.perf_counter() - t0)
         return out
 
     def quality(ours_img, peer_img):
@@ -107,10 +107,11 @@ def _case(label: str, width: int, height: int, peer_crop: bool) -> Case:
 
     prepare()  # synthesis is not part of either timing
     return Case(operator="denoise", name=label, size=f"{FRAMES}x{width}x{height}", ours=ours, peer=peer,
-                peer_name="cv2.fastNlMeansDenoisingColoredMulti (7 frames)", quality=quality)
+                peer_name="cv2.fastNlMeansDenoisingColoredMulti (7 frames)", quality=quality, repeat=repeat)
 
 
 def cases(quick: bool):
     if quick:
         return [_case("burst 0.25 MP", 576, 432, False)]
-    return [_case("burst 2 MP", 1632, 1224, False), _case("burst 12 MP", 4000, 3000, True)]
+    # Best of two runs on each side: both timed warm, and a shared machine's hiccups count less.
+    return [_case("burst 2 MP", 1632, 1224, False, repeat=2), _case("burst 12 MP", 4000, 3000, True, repeat=2)]

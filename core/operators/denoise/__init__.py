@@ -12,6 +12,7 @@ from typing import Any, Dict, List
 import numpy as np
 
 from ...errors import UserError
+from ...parallel import cpu_map
 from ...registry import Context, Input, Operator, Output, Param, register
 from . import align, merge, noise, reference, synth
 
@@ -51,6 +52,13 @@ def _check_frames(frames: List[np.ndarray]) -> None:
                         "bad-input")
 
 
+def _value_range(frame: np.ndarray):
+    """(min, max) of a frame's colour, through OpenCV's single pass (numpy's min and max take two)."""
+    import cv2
+    lo, hi = cv2.minMaxLoc(np.ascontiguousarray(frame[:, :, :3]).reshape(frame.shape[0], -1))[:2]
+    return lo, hi
+
+
 def run(inputs: Dict[str, Any], params: Dict[str, Any], ctx: Context) -> Output:
     frames: List[np.ndarray] = list(inputs["frames"])
     _check_frames(frames)
@@ -64,45 +72,52 @@ def run(inputs: Dict[str, Any], params: Dict[str, Any], ctx: Context) -> Output:
                         "bad-parameter")
     lumas = None
     if ref < 0:
-        lumas = [align.alignment_luma(f) for f in frames]
+        lumas = cpu_map(align.alignment_luma, frames, device)
         ref, _ = reference.sharpest(lumas)
     job.progress(0.03, f"reference frame {ref}")
 
-    if params["noise_a"] is None or params["noise_b"] is None:
-        measured = noise.estimate_burst(frames, ref)
-    else:
-        measured = noise.NoiseModel(0.0, 0.0)
-    model = noise.NoiseModel(measured.a if params["noise_a"] is None else params["noise_a"],
-                             max(measured.b if params["noise_b"] is None else params["noise_b"], noise.MIN_VARIANCE))
-    job.progress(0.06, "noise measured")
-
-    align_job = job.sub(0.06, 0.35)
     ref_luma = (lumas[ref] if lumas else align.alignment_luma(frames[ref])).to(device)
     aligner = align.Aligner(ref_luma)
+    alts = [k for k in range(n) if k != ref]
+    measure = params["noise_a"] is None or params["noise_b"] is None
+    picks = noise.burst_picks(n, ref) if measure else []
+
+    # Measuring the noise and aligning the frames are independent pieces of work: one pool balances them (the
+    # longer alignments first).
+    def piece(task):
+        kind, k = task
+        if kind == "noise":
+            return noise.estimate_image(frames[k])
+        return aligner.align((lumas[k] if lumas else align.alignment_luma(frames[k])).to(device))
+
+    tasks = [("align", k) for k in alts] + [("noise", k) for k in picks]
+    results = cpu_map(piece, tasks, device, job.sub(0.03, 0.35), "measuring noise, aligning frames")
+    measured = noise.combine(results[len(alts):]) if measure else noise.NoiseModel(0.0, 0.0)
+    model = noise.NoiseModel(measured.a if params["noise_a"] is None else params["noise_a"],
+                             max(measured.b if params["noise_b"] is None else params["noise_b"], noise.MIN_VARIANCE))
+
     motions: List[Any] = [None] * n
-    for i, k in enumerate(k for k in range(n) if k != ref):
-        align_job.progress(i / (n - 1), f"aligning frame {k + 1} of {n}")
-        luma = (lumas[k] if lumas else align.alignment_luma(frames[k])).to(device)
-        motion = aligner.align(luma)
+    for k, motion in zip(alts, results[:len(alts)]):
         if motion.textured >= MIN_TEXTURED and motion.matched < MIN_MATCHED:
             raise UserError(f"frame {k + 1} of {n} (index {k}) does not overlap the reference frame (index "
                             f"{ref}): only {motion.matched:.0%} of its detail matches; remove it from the burst",
                             "no-overlap")
         motions[k] = motion
-    del lumas
+    lumas = None  # the frames' lumas are not needed by the merge
 
     image, accepted = merge.merge(frames, ref, motions, model, tile=int(params["tile"]),
                                   strength=params["strength"], spatial=params["spatial"], device=device,
                                   job=job.sub(0.35, 1.0))
     # The merge estimates the scene; noise around black or white can push that estimate past what the frames
     # could hold. Keep it within the frames' own range, widened to [0, 1] (float frames may hold HDR values).
-    lo = min(0.0, min(float(f.min()) for f in frames))
-    hi = max(1.0, max(float(f.max()) for f in frames))
-    image = np.clip(image, lo, hi)
+    ranges = [_value_range(f) for f in frames]
+    lo = min(0.0, min(r[0] for r in ranges))
+    hi = max(1.0, max(r[1] for r in ranges))
+    np.clip(image, lo, hi, out=image)
     info = {"reference_index": int(ref), "noise_a": float(model.a), "noise_b": float(model.b),
             "frames": n, "accepted": round(accepted, 3),
             "matched": [None if m is None else round(m.matched, 3) for m in motions]}
-    return Output(image.astype(np.float32), base=frames[ref], info=info)
+    return Output(np.asarray(image, dtype=np.float32), base=frames[ref], info=info)
 
 
 register(Operator(

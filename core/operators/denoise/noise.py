@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ...imaging.color import srgb_to_linear
+from ...parallel import cpu_map
 
 
 BLOCK = 4            # HH samples per block side: 16 samples per local variance
@@ -91,8 +92,18 @@ def _fit_line(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> NoiseModel:
     return NoiseModel(max(float(a), 0.0), max(float(b), MIN_VARIANCE))
 
 
-def estimate_burst(frames_srgb: Sequence[np.ndarray], reference: int, max_frames: int = 3) -> NoiseModel:
-    """Median of per-image fits over the reference and a few others (the sensor is the same for all)."""
-    picks = [reference] + [k for k in range(len(frames_srgb)) if k != reference][:max_frames - 1]
-    models = [estimate_image(frames_srgb[k]) for k in picks]
+def burst_picks(frames: int, reference: int, max_frames: int = 3):
+    """The frames measured for a burst's model: the reference and the next few (the sensor is the same)."""
+    return [reference] + [k for k in range(frames) if k != reference][:max_frames - 1]
+
+
+def combine(models: Sequence[NoiseModel]) -> NoiseModel:
+    """Median of per-image fits: one odd frame (a flat sky, a clipped highlight) does not sway the model."""
     return NoiseModel(float(np.median([m.a for m in models])), float(np.median([m.b for m in models])))
+
+
+def estimate_burst(frames_srgb: Sequence[np.ndarray], reference: int, max_frames: int = 3,
+                   device=None) -> NoiseModel:
+    """The burst's model from a few of its frames, measured in parallel on a CPU."""
+    picks = burst_picks(len(frames_srgb), reference, max_frames)
+    return combine(cpu_map(lambda k: estimate_image(frames_srgb[k]), picks, device))
