@@ -105,19 +105,16 @@ def run(inputs: Dict[str, Any], params: Dict[str, Any], ctx: Context) -> Output:
         motions[k] = motion
     lumas = None  # the frames' lumas are not needed by the merge
 
+    # The result stays within the frames' own range, widened to [0, 1] (float frames may hold HDR values).
+    ranges = cpu_map(_value_range, frames, device)
+    value_range = (min(0.0, min(r[0] for r in ranges)), max(1.0, max(r[1] for r in ranges)))
     image, accepted = merge.merge(frames, ref, motions, model, tile=int(params["tile"]),
                                   strength=params["strength"], spatial=params["spatial"], device=device,
-                                  job=job.sub(0.35, 1.0))
-    # The merge estimates the scene; noise around black or white can push that estimate past what the frames
-    # could hold. Keep it within the frames' own range, widened to [0, 1] (float frames may hold HDR values).
-    ranges = [_value_range(f) for f in frames]
-    lo = min(0.0, min(r[0] for r in ranges))
-    hi = max(1.0, max(r[1] for r in ranges))
-    np.clip(image, lo, hi, out=image)
+                                  job=job.sub(0.35, 1.0), value_range=value_range)
     info = {"reference_index": int(ref), "noise_a": float(model.a), "noise_b": float(model.b),
             "frames": n, "accepted": round(accepted, 3),
             "matched": [None if m is None else round(m.matched, 3) for m in motions]}
-    return Output(np.asarray(image, dtype=np.float32), base=frames[ref], info=info)
+    return Output(image, base=frames[ref], info=info)
 
 
 register(Operator(

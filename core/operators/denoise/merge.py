@@ -45,6 +45,7 @@ SPATIAL_C = 1.0       # spatial Wiener constant at amount 1 (in units of the mer
 # measured fastest among 2 to 16 rows. A GPU wants large batches instead.
 CPU_STRIP_TILE_ROWS = 8
 DEVICE_STRIP_PIXELS = 8_000_000
+ENCODE_ROWS = 64      # rows per block of the final encode
 
 
 def _colour_sum_of_squares(x: torch.Tensor) -> torch.Tensor:
@@ -126,10 +127,11 @@ class _StripMerger:
 
 
 def merge(frames: Sequence[np.ndarray], reference: int, motions: List[Optional[FrameMotion]], noise: NoiseModel,
-          tile: int = 16, strength: float = 1.0, spatial: float = 1.0, device=None, job: Optional[Job] = None):
+          tile: int = 16, strength: float = 1.0, spatial: float = 1.0, device=None, job: Optional[Job] = None,
+          value_range: Tuple[float, float] = (0.0, 1.0)):
     """Merge `frames` (H×W×3 sRGB-encoded numpy) onto the reference's geometry; returns H×W×3 float32
-    sRGB-encoded numpy, plus the mean acceptance 1 - A of the other frames over all tiles and frequencies
-    (1 = averaged in fully, 0 = fell back to the reference)."""
+    sRGB-encoded numpy clipped to `value_range`, plus the mean acceptance 1 - A of the other frames over all
+    tiles and frequencies (1 = averaged in fully, 0 = fell back to the reference)."""
     device = torch.device(device or "cpu")
     job = job or Job()
     h, w = frames[reference].shape[:2]
@@ -166,6 +168,17 @@ def merge(frames: Sequence[np.ndarray], reference: int, motions: List[Optional[F
         merge_run(strips)
     else:
         cpu_map(merge_run, runs, device, job, "merging")
-    job.progress(1.0, "merged")
     accepted = totals[0] / totals[1] if totals[1] else 1.0
-    return linear_to_srgb(canvas[:, s:s + h, s:s + w].transpose(1, 2, 0)), accepted
+    # The merge estimates the scene; noise around black or white can push that estimate past what the frames
+    # could hold: keep it within [lo, hi] (encoded). Encoded in blocks of rows, in parallel on a CPU.
+    lo, hi = value_range
+    image = np.empty((h, w, 3), np.float32)
+    linear = canvas[:, s:s + h, s:s + w].transpose(1, 2, 0)
+
+    def encode(r0: int) -> None:
+        block = linear_to_srgb(linear[r0:r0 + ENCODE_ROWS])
+        np.clip(block, lo, hi, out=image[r0:r0 + ENCODE_ROWS])
+
+    cpu_map(encode, range(0, h, ENCODE_ROWS), device)
+    job.progress(1.0, "merged")
+    return image, accepted
