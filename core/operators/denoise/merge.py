@@ -45,7 +45,7 @@ SPATIAL_C = 1.0       # spatial Wiener constant at amount 1 (in units of the mer
 # few MB a frame; measured fastest of 2, 4, 8 and 12 rows with two workers (2 MP: 1.67, 1.26, 1.11, 1.09 s;
 # 12 MP: 4 rows 6.8 s, 8 rows 6.2 s). A GPU wants large batches instead.
 CPU_STRIP_TILE_ROWS = 8
-DEVICE_STRIP_PIXELS = 8_000_000
+DEVICE_STRIP_PIXELS = 2_000_000   # about 100 MB per coefficient array: fits a small GPU
 ENCODE_ROWS = 64      # rows per block of the final encode
 
 
