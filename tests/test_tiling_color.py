@@ -106,3 +106,18 @@ def test_fast_curves_read_strided_views_without_copying_them_first():
     view = planes[:, 10:190, 20:280].transpose(1, 2, 0)          # as burst denoise's canvas is read
     np.testing.assert_array_equal(color.linear_to_srgb(view), color.linear_to_srgb(np.ascontiguousarray(view)))
     np.testing.assert_array_equal(color.srgb_to_linear(view), color.srgb_to_linear(np.ascontiguousarray(view)))
+
+
+def test_guided_upsample_in_parallel_row_blocks_equals_one_block(monkeypatch):
+    """Row blocks (run in parallel) must not change a single value: each output row depends only on its own
+    position and the low-resolution map."""
+    rng = np.random.default_rng(5)
+    guide = rng.random((203, 157, 4)).astype(np.float32)      # RGBA guide: alpha must be ignored
+    low = rng.random((41, 33)).astype(np.float32)
+    blocks = resample.guided_upsample(low, guide)
+    monkeypatch.setattr(resample, "UPSAMPLE_BLOCK_ROWS", 10_000)
+    whole = resample.guided_upsample(low, guide)
+    np.testing.assert_array_equal(blocks, whole)
+    guide_rgb_only = guide.copy()
+    guide_rgb_only[:, :, 3] = 0.0
+    np.testing.assert_array_equal(resample.guided_upsample(low, guide_rgb_only), whole)

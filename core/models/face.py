@@ -528,8 +528,8 @@ def person_mask(image: np.ndarray) -> np.ndarray:
     """H×W float32 person probability at full resolution: Selfie Segmentation at 256×256 (the image stretched,
     as MediaPipe feeds it), upsampled with the edge-aware joint bilateral filter so its edges follow the image's
     edges. Beyond PERSON_GUIDE_SIDE pixels the edge-aware step runs at that size and the last factor is
-    bilinear: on 12 MP the full-resolution filter took 16 s here, and the mask edge stays within about
-    long side / 1024 pixels of the image edge."""
+    bilinear: on a 9 MP portrait that takes 0.3 s against 1.1 s at full resolution, for an edge transition of
+    10 px instead of 9, and the mask edge stays within about long side / 1024 pixels of the image edge."""
     from ..imaging.resample import guided_upsample
     from .selfie import INPUT_SIZE
 
