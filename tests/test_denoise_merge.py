@@ -89,7 +89,9 @@ def test_parallel_merge_equals_the_single_threaded_one(burst):
         two, acc_two = merge.merge(b.frames, 0, motions, model)
     finally:
         torch.set_num_threads(before)
-    np.testing.assert_allclose(one, two, atol=1e-5)
+    # Same bytes whatever the threads: every strip is computed the same way, and each canvas pixel adds at most
+    # two strips' contributions (an order-free sum).
+    np.testing.assert_array_equal(one, two)
     assert acc_one == pytest.approx(acc_two, rel=1e-4)
     assert scenes.psnr(two, b.truths[0]) > scenes.psnr(b.frames[0], b.truths[0]) + 4.0
 
