@@ -105,3 +105,20 @@ def test_merge_through_the_device_sampler_matches_the_cpu_one(burst, monkeypatch
     dev, _ = merge.merge(b.frames, 0, motions, model)
     assert np.abs(cpu - dev).max() < 0.02
     assert abs(scenes.psnr(cpu, b.truths[0]) - scenes.psnr(dev, b.truths[0])) < 0.05
+
+
+def test_gather_search_costs_equal_the_opencv_ones(burst):
+    """The alignment search's two cost implementations (patch gathers on a GPU, whole-image OpenCV passes on a
+    CPU) must agree for every tile and offset, including motions that reach past the frame's edges."""
+    b, _ = burst
+    ref = align.pyramid(align.alignment_luma(b.frames[0]))[0]
+    alt = align.pyramid(align.alignment_luma(b.frames[1]))[0]
+    gather, warp = align._GatherCosts(ref, align.TILE), align._WarpCosts(ref, align.TILE)
+    assert (gather.ny, gather.nx) == (warp.ny, warp.nx)
+    n = gather.ny * gather.nx
+    flow = torch.randint(-9, 10, (n, 2), generator=torch.Generator().manual_seed(0))
+    for radius, squared in ((0, False), (1, True), (2, False)):
+        a = gather.costs(alt, flow, radius, squared)
+        c = warp.costs(alt, flow, radius, squared)
+        assert a.shape == c.shape == (n, (2 * radius + 1) ** 2)
+        torch.testing.assert_close(c, a, rtol=1e-4, atol=1e-4)
