@@ -141,8 +141,6 @@ class _WarpCosts:
         h, w = self.ny * tile, self.nx * tile
         src = np.ascontiguousarray(ref.numpy())
         self.ref = cv2.copyMakeBorder(src, 0, h - src.shape[0], 0, w - src.shape[1], cv2.BORDER_REPLICATE)
-        self.xs = np.ascontiguousarray(np.broadcast_to(np.arange(w, dtype=np.float32)[None, :], (h, w)))
-        self.ys = np.ascontiguousarray(np.broadcast_to(np.arange(h, dtype=np.float32)[:, None], (h, w)))
 
     def costs(self, alt: torch.Tensor, flow: torch.Tensor, radius: int, squared: bool) -> torch.Tensor:
         cv2, t, (h, w) = self.cv2, self.tile, self.ref.shape
@@ -155,13 +153,12 @@ class _WarpCosts:
                                  cv2.BORDER_REPLICATE)
         dense = cv2.resize(grid, (w, h), interpolation=cv2.INTER_NEAREST)   # exact: integer scale
         shift = float(pad - radius)
-        map_x = cv2.add(cv2.add(self.xs, dense[:, :, 0].copy()), shift)
-        map_y = cv2.add(cv2.add(self.ys, dense[:, :, 1].copy()), shift)
+        coords = cv2.add(cv2.add(dense, _pixel_grid(h, w)), (shift, shift, 0.0, 0.0))   # (H, W, 2): x, y
         side = 2 * radius + 1
         out = np.empty((side * side, self.ny, self.nx), np.float32)
         for sy in range(side):
             for sx in range(side):
-                warped = cv2.remap(src[sy:, sx:], map_x, map_y, cv2.INTER_NEAREST)
+                warped = cv2.remap(src[sy:, sx:], coords, None, cv2.INTER_NEAREST)
                 d = cv2.absdiff(warped, self.ref, dst=warped)
                 if squared:
                     cv2.multiply(d, d, dst=d)
@@ -188,17 +185,16 @@ def _inherit(coarse: torch.Tensor, ny: int, nx: int) -> torch.Tensor:
     return torch.stack([own, vert, horiz]).reshape(3, ny * nx, 2) * 2
 
 
-def _search(ref_pyr: List[torch.Tensor], alt_pyr: List[torch.Tensor]):
+def _search(costers: list, alt_pyr: List[torch.Tensor]):
     """Integer motions at the half-resolution level plus a parabola sub-pixel offset; returns (ny, nx, 2) float
-    flow in half-resolution px."""
+    flow in half-resolution px. `costers` hold the reference's pyramid, one per level (see _tile_costs)."""
     flow = None
-    for level in range(len(ref_pyr) - 1, -1, -1):
-        ref, alt = ref_pyr[level], alt_pyr[level]
-        coster = _tile_costs(ref, TILE)
+    for level in range(len(costers) - 1, -1, -1):
+        coster, alt = costers[level], alt_pyr[level]
         ny, nx = coster.ny, coster.nx
         finest = level == 0
         if flow is None:
-            start = torch.zeros((ny * nx, 2), dtype=torch.long, device=ref.device)
+            start = torch.zeros((ny * nx, 2), dtype=torch.long, device=alt.device)
             radius = COARSE_RADIUS
         else:
             cands = _inherit(flow, ny, nx)
@@ -213,8 +209,8 @@ def _search(ref_pyr: List[torch.Tensor], alt_pyr: List[torch.Tensor]):
         if not finest:
             flow = flow_i.view(ny, nx, 2)
             continue
-        sub = torch.zeros((ny * nx, 2), dtype=ref.dtype, device=ref.device)
-        idx = torch.arange(ny * nx, device=ref.device)
+        sub = torch.zeros((ny * nx, 2), dtype=alt.dtype, device=alt.device)
+        idx = torch.arange(ny * nx, device=alt.device)
         for axis, (pos, step) in enumerate(((bx, 1), (by, side))):
             inner = (pos > 0) & (pos < side - 1)
             c0 = cost[idx, best]
@@ -224,11 +220,11 @@ def _search(ref_pyr: List[torch.Tensor], alt_pyr: List[torch.Tensor]):
             off = torch.where(inner & (curv > 1e-12), 0.5 * (cm - cp) / curv.clamp_min(1e-12),
                               torch.zeros_like(c0))
             sub[:, axis] = off.clamp(-0.5, 0.5)
-        return (flow_i.to(ref.dtype) + sub).view(ny, nx, 2)
+        return (flow_i.to(alt.dtype) + sub).view(ny, nx, 2)
     raise AssertionError("empty pyramid")
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=8)   # the pyramid's levels and the refinement's size
 def _pixel_grid(h: int, w: int) -> np.ndarray:
     """(H, W, 2) float32 pixel coordinates (x, y), kept for the sizes in use (read-only)."""
     grid = np.empty((h, w, 2), np.float32)
@@ -242,13 +238,13 @@ def _warp(img: torch.Tensor, flow_px: torch.Tensor) -> torch.Tensor:
     """Sample (H, W) `img` at x + flow (flow (H, W, 2) in px), bilinear, border-clamped. OpenCV's remap on a CPU
     (positions to 1/32 px, far below the alignment's noise), grid_sample elsewhere."""
     h, w = img.shape
-    xs = torch.arange(w, device=img.device, dtype=img.dtype)
-    ys = torch.arange(h, device=img.device, dtype=img.dtype)
     if img.device.type == "cpu":
         import cv2
         coords = cv2.add(np.ascontiguousarray(flow_px.numpy()), _pixel_grid(h, w))   # (H, W, 2): x, y
         src = np.ascontiguousarray(img.numpy())
         return torch.from_numpy(cv2.remap(src, coords, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
+    xs = torch.arange(w, device=img.device, dtype=img.dtype)
+    ys = torch.arange(h, device=img.device, dtype=img.dtype)
     grid = torch.empty((1, h, w, 2), device=img.device, dtype=img.dtype)
     grid[0, :, :, 0] = (xs[None, :] + flow_px[..., 0] + 0.5) * (2.0 / w) - 1.0
     grid[0, :, :, 1] = (ys[:, None] + flow_px[..., 1] + 0.5) * (2.0 / h) - 1.0
@@ -259,23 +255,21 @@ def _tile_sum(x: torch.Tensor, tile: int, ny: int, nx: int, window: int = 0) -> 
     """Sums of `x` over a window of side `window` (default: the tile) centred on each tile of the grid."""
     h, w = x.shape
     window = window or tile
-    if window == tile and x.device.type == "cpu":
-        # OpenCV's area resize by a whole factor is the exact box mean, several times faster than avg_pool2d.
-        import cv2
-        src = np.ascontiguousarray(x.numpy())
-        src = cv2.copyMakeBorder(src, 0, ny * tile - h, 0, nx * tile - w, cv2.BORDER_CONSTANT, value=0.0)
-        return torch.from_numpy(cv2.resize(src, (nx, ny), interpolation=cv2.INTER_AREA) * np.float32(tile * tile))
     extra = (window - tile) // 2
-    half = tile // 2
-    if x.device.type == "cpu" and extra % half == 0 and window % half == 0:
-        # Wider windows centred on the tiles: exact half-tile sums first, then a small box over those.
+    # On a CPU: exact block sums by OpenCV's area resize (several times faster than avg_pool2d), blocks of a
+    # tile, or of half a tile when the window reaches half a tile past it; then, for wider windows, a small box
+    # over the blocks.
+    block = tile if extra == 0 else tile // 2
+    if x.device.type == "cpu" and extra % block == 0 and window % block == 0:
         import cv2
         src = cv2.copyMakeBorder(np.ascontiguousarray(x.numpy()), extra, ny * tile - h + extra, extra,
                                  nx * tile - w + extra, cv2.BORDER_CONSTANT, value=0.0)
-        halves = cv2.resize(src, (src.shape[1] // half, src.shape[0] // half), interpolation=cv2.INTER_AREA)
-        k = window // half
-        boxes = cv2.boxFilter(halves, -1, (k, k), anchor=(0, 0), normalize=False)   # box k×k from each corner
-        return torch.from_numpy(boxes[0:2 * ny:2, 0:2 * nx:2] * np.float32(half * half))
+        sums = cv2.resize(src, (src.shape[1] // block, src.shape[0] // block), interpolation=cv2.INTER_AREA)
+        sums *= np.float32(block * block)
+        k, step = window // block, tile // block
+        if k > 1:
+            sums = cv2.boxFilter(sums, -1, (k, k), anchor=(0, 0), normalize=False)   # box k×k from each corner
+        return torch.from_numpy(np.ascontiguousarray(sums[0:step * ny:step, 0:step * nx:step]))
     x = F.pad(x[None, None], (extra, nx * tile - w + extra, extra, ny * tile - h + extra))
     return F.avg_pool2d(x, window, stride=tile)[0, 0, :ny, :nx] * (window * window)
 
@@ -409,6 +403,8 @@ class Aligner:
 
     def __init__(self, ref_luma: torch.Tensor):
         self.ref_pyr = pyramid(ref_luma)
+        # The reference's side of the search, per level, is the same for every frame: prepared once.
+        self.costers = [_tile_costs(level, TILE) for level in self.ref_pyr]
         self.tile = 2 * TILE                       # full-res px per tile
         h, w = ref_luma.shape
         self.grid = (-(-h // self.tile), -(-w // self.tile))
@@ -419,7 +415,7 @@ class Aligner:
 
     def align(self, alt_luma: torch.Tensor) -> FrameMotion:
         alt_pyr = pyramid(alt_luma)
-        flow = _search(self.ref_pyr, alt_pyr) * 2.0  # half-res px -> full-res px
+        flow = _search(self.costers, alt_pyr) * 2.0  # half-res px -> full-res px
         ny, nx = self.grid
         # An odd-sized frame can have one more full-res tile row/column than its half-res grid: replicate.
         flow = F.pad(flow.permute(2, 0, 1)[None], (0, max(nx - flow.shape[1], 0), 0, max(ny - flow.shape[0], 0)),

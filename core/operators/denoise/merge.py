@@ -89,8 +89,8 @@ class _StripMerger:
         var = self.noise.variance(ref[:, :, 0, :, 0] * self.dc_to_mean)                     # (C, ny, nx)
         k_noise = (self.c_t * 2.0) * var.sum(0)[:, None, :, None] * self.group_power        # (ny,T/2,nx,T/2)
         k_tile = TILE_C * k_noise[:, 0, :, 0]                                                # (ny, nx)
-        # Z + A·D = R − (1 − A)·D: a frame's weight is its acceptance 1 − A. Accumulated: Σ (1 − A)·D (how far
-        # the frames pull away from the reference), Σ (1 − A) and Σ (1 − A)² (for the residual noise).
+        # Z + A·D = R − (1 − A)·D: a frame's weight is its acceptance 1 − A. Accumulated: Σ (1 − A)·D (how
+        # far the frames pull away from the reference), Σ (1 − A) and Σ (1 − A)² (for the residual noise).
         pull = torch.zeros_like(ref)
         sum_acc = torch.zeros_like(k_noise)
         sum_acc2 = torch.zeros_like(k_noise)

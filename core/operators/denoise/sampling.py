@@ -65,6 +65,12 @@ def _source_coords(motion: Optional[FrameMotion], y0: int, rows: int, x0: int, c
     return reflect(ys[:, None] + flow[1], h), reflect(xs[None, :] + flow[0], w)
 
 
+def _reference_indices(y0: int, rows: int, x0: int, cols: int, shape, device):
+    """Whole-pixel rows (rows,) and columns (cols,) of the unmoved reference strip, mirrored at the borders."""
+    sy, sx = _source_coords(None, y0, rows, x0, cols, shape, device)
+    return sy.round().long().clamp(0, shape[0] - 1), sx.round().long().clamp(0, shape[1] - 1)
+
+
 def _source_rows(top: float, bottom: float, h: int) -> Tuple[int, int]:
     """Rows [r0, r1) that bicubic samples between rows `top` and `bottom` read, mirrored at the image's edges."""
     if bottom > h - 1:
@@ -100,8 +106,9 @@ class _LinearRows:
 class OpenCVSampler:
     """CPU sampler: OpenCV remap (bicubic) from per-frame sliding windows of decoded rows; remap mirrors at the
     image's borders itself. The dense motion is bilinear between tile centres, which is separable: a small
-    product for the strip's rows, then OpenCV's linear resize along the columns. A strip comes back as a (3, rows, cols) view of the sampled (rows, cols, 3) pixels: the merge's first
-    operation on it (a difference with the reference) makes it contiguous at no extra pass."""
+    product for the strip's rows, then OpenCV's linear resize along the columns. A strip comes back as a
+    (3, rows, cols) view of the sampled (rows, cols, 3) pixels: the merge's first operation on it (a difference
+    with the reference) makes it contiguous at no extra pass."""
 
     def __init__(self, frames: Sequence[np.ndarray], motions: List[Optional[FrameMotion]], x0: int, cols: int):
         import cv2
@@ -122,15 +129,14 @@ class OpenCVSampler:
         return np.take(fine, self.columns, axis=1)
 
     def strip(self, k: int, y0: int, rows: int) -> torch.Tensor:
-        cv2, (h, w) = self.cv2, self.shape
+        cv2, h = self.cv2, self.shape[0]
         motion = self.motions[k]
-        ys = torch.arange(y0, y0 + rows, dtype=torch.float32)
         if motion is None:  # the reference: whole pixels, mirrored at the borders
-            iy = reflect(ys, h).round().long().numpy()
-            ix = reflect(self.xs, w).round().long().numpy()
+            iy, ix = (i.numpy() for i in _reference_indices(y0, rows, self.x0, self.cols, self.shape, "cpu"))
             r0, r1 = int(iy.min()), int(iy.max()) + 1
             out = np.take(np.take(self.rows[k].get(r0, r1), iy - r0, axis=0), ix, axis=1)
         else:
+            ys = torch.arange(y0, y0 + rows, dtype=torch.float32)
             flow = motion.flow.cpu()
             row_w = _interp_matrix(ys.clamp(0, h - 1), motion.tile, flow.shape[1])    # (rows, ny)
             fx, fy = (row_w @ flow[0]).numpy(), (row_w @ flow[1]).numpy()             # (rows, nx)
@@ -161,12 +167,11 @@ class TorchSampler:
 
     def strip(self, k: int, y0: int, rows: int) -> torch.Tensor:
         h, w = self.shape
-        sy, sx = _source_coords(self.motions[k], y0, rows, self.x0, self.cols, self.shape, self.device)
         if self.motions[k] is None:
-            iy = sy.round().long().clamp(0, h - 1)
-            ix = sx.round().long().clamp(0, w - 1)
+            iy, ix = _reference_indices(y0, rows, self.x0, self.cols, self.shape, self.device)
             r0, r1 = int(iy.min()), int(iy.max()) + 1
             return self._rows(k, r0, r1)[:, iy - r0][:, :, ix]
+        sy, sx = _source_coords(self.motions[k], y0, rows, self.x0, self.cols, self.shape, self.device)
         r0 = max(int(math.floor(float(sy.min()))) - CUBIC_MARGIN, 0)
         r1 = min(int(math.ceil(float(sy.max()))) + CUBIC_MARGIN + 1, h)
         src = self._rows(k, r0, r1)
