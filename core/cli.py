@@ -40,8 +40,18 @@ def describe_param(p: registry.Param) -> str:
         bits.append(f"range {registry._fmt(p.min)}..{registry._fmt(p.max)}")
     if p.choices:
         bits.append("one of " + "|".join(p.choices))
-    bits.append("default: auto" if p.default is None else f"default: {p.default}")
+    if p.repeat:
+        bits.append("repeat the option for several")
+    bits.append("default: auto" if p.default is None else f"default: {_default_text(p)}")
     return "; ".join(bits)
+
+
+def _default_text(p: registry.Param) -> str:
+    def item(v):
+        return ",".join(f"{c:g}" for c in v) if isinstance(v, (list, tuple)) else str(v)
+    if p.repeat:
+        return " ".join(f"{option_name(p.name)} {item(v)}" for v in p.default) or "none"
+    return item(p.default)
 
 
 def add_operator_parser(sub, op: registry.Operator) -> None:
@@ -64,8 +74,14 @@ def add_operator_parser(sub, op: registry.Operator) -> None:
             ap.add_argument(option_name(p.name), dest=dest, action=argparse.BooleanOptionalAction, default=None,
                             help=describe_param(p))
         else:
-            metavar = "X,Y" if p.type == "point" else p.unit.upper().replace("-", "_") or "VALUE"
-            ap.add_argument(option_name(p.name), dest=dest, default=None, metavar=metavar, help=describe_param(p))
+            if p.type == "point":
+                metavar = "X,Y"
+            elif p.type == "vector":
+                metavar = ",".join(["N"] * p.size)
+            else:
+                metavar = p.unit.upper().replace("-", "_") or "VALUE"
+            ap.add_argument(option_name(p.name), dest=dest, default=None, metavar=metavar, help=describe_param(p),
+                            action="append" if p.repeat else "store")
     ap.add_argument("--mask", metavar="PATH",
                     help="soft selection (grey image, white = apply); pixels where it is 0 stay bit-identical")
     ap.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes); default 0")
@@ -130,7 +146,9 @@ def run_operator(args) -> int:
         inputs[primary.name] = files[0].pixels
     params = {p.name: getattr(args, f"param__{p.name}") for p in op.params
               if getattr(args, f"param__{p.name}") is not None}
-    param_names = {p.name for p in op.params}
+    # How each file was stored travels with it: a depth file's type says what it holds (float = metres,
+    # 8/16-bit = disparity), and the operator reads that from the context, as it does for a host's layer.
+    stored_as = {primary.name: files[0].depth}
     for inp in op.inputs:
         if inp is primary:
             continue
@@ -138,13 +156,11 @@ def run_operator(args) -> int:
         if path:
             aux = read_image(path)
             inputs[inp.name] = aux.pixels
-            # A depth file's type says what it holds (float = metres, 8/16-bit = disparity); a host's layer
-            # cannot say, so only the command line fills this in, and only when the user did not.
-            if inp.kind == "depth" and "depth_kind" in param_names and "depth_kind" not in params:
-                params["depth_kind"] = "distance" if aux.depth == "f32" else "disparity"
+            stored_as[inp.name] = aux.depth
     mask = read_image(args.mask).pixels if args.mask else None
     job = Job(StderrProgress(args.quiet))
-    out = registry.run(op.name, inputs, params, mask=mask, seed=args.seed, device=args.device, job=job)
+    out = registry.run(op.name, inputs, params, mask=mask, seed=args.seed, device=args.device, job=job,
+                       stored_as=stored_as)
     written = write_image(args.output, out.image, files[0].depth)
     notes = {k: v for k, v in out.info.items() if k not in ("operator", "params", "seed")}
     if not args.quiet:

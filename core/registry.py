@@ -5,8 +5,13 @@ choices, help). The CLI, `python -m core list --json`, the worker, the GIMP dial
 built from these declarations, so an operator is described once.
 
 `run()` is the one entry point for every caller: it validates, splits alpha off (carried through untouched),
-runs the operator, re-attaches alpha and blends with the optional soft mask so that pixels outside the mask
-stay bit-identical.
+runs the operator (which sees the soft mask in `Context.mask`, e.g. as the subject or skin region), re-attaches
+alpha and blends with the mask so that pixels outside it stay bit-identical.
+
+A parameter may be repeatable (`repeat=True`): its value is then a list of items of its type (several lights,
+several control points), given on the command line by repeating the option. Parameters whose items are pixel
+positions in the image (`point`, or `coordinates=True`) are declared so, because a host that sends only the
+selection's bounds must shift every one of them by the crop's origin.
 """
 from __future__ import annotations
 
@@ -19,14 +24,28 @@ import numpy as np
 from .errors import UserError
 from .jobs import Job
 
-PARAM_TYPES = ("float", "int", "bool", "choice", "point", "string")
+PARAM_TYPES = ("float", "int", "bool", "choice", "point", "vector", "string")
 INPUT_KINDS = ("image", "frames", "depth", "normals", "reference", "background", "mask")
+# Input kinds that hold data, not colour: hosts pass them unchanged (no colour management, no sRGB encoding).
+DATA_KINDS = ("depth", "normals", "mask")
+# Names the command line and the hosts already use for every operator; an operator may not take them.
+RESERVED_NAMES = ("mask", "seed", "device", "output", "quiet", "help")
+# How the pixels of an input were stored where they came from (a file's or a layer's bit depth).
+STORED_AS = ("u8", "u16", "f16", "f32")
+
+
+class RegistrationError(ValueError):
+    """An operator declaration that cannot work (a bug in the operator package, reported when it registers)."""
 
 
 @dataclass(frozen=True)
 class Param:
     """One parameter. `unit` is a physical unit where one applies ('mm', 'm', 'deg', 'f-number', 'px', 'K',
-    'stops', 'ratio'); `optional` parameters may be None (meaning: derive it automatically)."""
+    'stops', 'ratio'); `optional` parameters may be None (meaning: derive it automatically).
+
+    `vector` is `size` comma-separated numbers (e.g. azimuth,elevation,intensity); `repeat=True` makes the value a
+    list of such items (possibly empty); `coordinates=True` says an item's first two numbers are an x,y pixel
+    position in the image (always so for `point`)."""
     name: str
     type: str
     default: Any
@@ -38,19 +57,50 @@ class Param:
     title: str = ""
     optional: bool = False
     step: Optional[float] = None
+    repeat: bool = False
+    size: int = 0
+    coordinates: bool = False
+    advanced: bool = False
 
     def __post_init__(self):
         if self.type not in PARAM_TYPES:
-            raise ValueError(f"param {self.name}: unknown type {self.type}")
+            raise RegistrationError(f"param {self.name}: unknown type {self.type}")
         if self.type == "choice" and not self.choices:
-            raise ValueError(f"param {self.name}: a choice needs choices")
+            raise RegistrationError(f"param {self.name}: a choice needs choices")
+        if self.type == "vector" and self.size < 1:
+            raise RegistrationError(f"param {self.name}: a vector needs its size (how many numbers)")
+        if self.type == "point":
+            object.__setattr__(self, "size", 2)
+            object.__setattr__(self, "coordinates", True)
+        if self.coordinates and self.type not in ("point", "vector"):
+            raise RegistrationError(f"param {self.name}: only a point or a vector can hold pixel coordinates")
+        if self.repeat and self.type == "bool":
+            raise RegistrationError(f"param {self.name}: a yes/no switch cannot repeat")
 
     @property
     def label(self) -> str:
         return self.title or self.name.replace("_", " ").capitalize()
 
     def validate(self, value: Any) -> Any:
-        """Convert and range-check one value; raise UserError naming the parameter."""
+        """Convert and range-check one value (a list of items when the parameter repeats); raise UserError
+        naming the parameter."""
+        if not self.repeat:
+            return self._validate_item(value)
+        if value is None:
+            return None if self.optional else []
+        if isinstance(value, str):
+            # One string may hold several items separated by ';' (how a host's text field sends a list).
+            value = [v for v in value.split(";") if v.strip()]
+        elif not isinstance(value, (list, tuple)):
+            raise UserError(f"parameter '{self.name}' takes a list of values", "bad-parameter")
+        elif self.size and value and not isinstance(value[0], (list, tuple, str)):
+            value = [value]  # one bare item (x, y) given without its list
+        items = [self._validate_item(v) for v in value]
+        if any(v is None for v in items):
+            raise UserError(f"parameter '{self.name}': every item needs a value", "bad-parameter")
+        return items
+
+    def _validate_item(self, value: Any) -> Any:
         if value is None:
             if self.optional:
                 return None
@@ -78,16 +128,20 @@ class Param:
                         raise ValueError
                 else:
                     v = bool(value)
-            elif t == "point":
+            elif t in ("point", "vector"):
                 if isinstance(value, str):
                     parts = [p for p in value.replace(" ", "").split(",") if p]
                 else:
                     parts = list(value)
-                if len(parts) != 2:
+                if len(parts) != self.size:
                     raise ValueError
-                v = (float(parts[0]), float(parts[1]))
+                v = tuple(float(c) for c in parts)
                 if not all(math.isfinite(c) for c in v):
                     raise ValueError
+                if t == "vector" and ((self.min is not None and min(v) < self.min)
+                                      or (self.max is not None and max(v) > self.max)):
+                    raise UserError(f"parameter '{self.name}' = {','.join(f'{c:g}' for c in v)}: each number "
+                                    f"must be within [{_fmt(self.min)}, {_fmt(self.max)}]", "bad-parameter")
             elif t == "choice":
                 v = str(value)
                 if v not in self.choices:
@@ -98,7 +152,8 @@ class Param:
         except UserError:
             raise
         except (TypeError, ValueError):
-            expect = {"point": "x,y in pixels", "bool": "true or false"}.get(t, f"a {t}")
+            expect = {"point": "x,y in pixels", "bool": "true or false",
+                      "vector": f"{self.size} numbers separated by commas"}.get(t, f"a {t}")
             raise UserError(f"parameter '{self.name}' must be {expect}, not '{value}'", "bad-parameter") from None
         if t in ("float", "int"):
             if (self.min is not None and v < self.min) or (self.max is not None and v > self.max):
@@ -110,10 +165,16 @@ class Param:
     def to_dict(self) -> Dict[str, Any]:
         d = {"name": self.name, "type": self.type, "default": self.default, "help": self.help,
              "unit": self.unit, "min": self.min, "max": self.max, "choices": list(self.choices),
-             "title": self.label, "optional": self.optional, "step": self.step}
-        if isinstance(d["default"], tuple):
-            d["default"] = list(d["default"])
+             "title": self.label, "optional": self.optional, "step": self.step, "repeat": self.repeat,
+             "size": self.size, "coordinates": self.coordinates, "advanced": self.advanced}
+        d["default"] = _jsonable_value(d["default"])
         return d
+
+
+def _jsonable_value(v: Any) -> Any:
+    if isinstance(v, (list, tuple)):
+        return [_jsonable_value(x) for x in v]
+    return v
 
 
 def _fmt(x):
@@ -148,10 +209,15 @@ class Output:
 
 @dataclass
 class Context:
-    """What an operator gets besides its arrays: seed, device preference and the progress/cancel job."""
+    """What an operator gets besides its arrays: seed, device preference, the progress/cancel job, the soft
+    selection (H×W float32 in [0, 1], or None: the operator may read it as its region, e.g. the subject or the
+    skin; the registry still blends the result by it afterwards) and, per input, how its pixels were stored
+    where they came from (`stored_as`: 'u8', 'u16', 'f16' or 'f32'; absent when unknown)."""
     seed: int = 0
     device: Optional[str] = None
     job: Job = field(default_factory=Job)
+    mask: Optional[np.ndarray] = None
+    stored_as: Dict[str, str] = field(default_factory=dict)
 
     def torch_device(self):
         from .device import select_device
@@ -209,11 +275,23 @@ _REGISTRY: Dict[str, Operator] = {}
 
 
 def register(op: Operator) -> Operator:
+    """Add an operator; a declaration that cannot work raises RegistrationError naming what is wrong (the
+    operator package then fails to import and is isolated, see core.operators)."""
     if op.name in _REGISTRY and _REGISTRY[op.name] is not op:
-        raise ValueError(f"operator {op.name} registered twice")
+        raise RegistrationError(f"operator {op.name} registered twice")
+    if op.name in RESERVED_NAMES or not op.name.replace("_", "").isalnum():
+        raise RegistrationError(f"operator name '{op.name}' is reserved or not a plain identifier")
     names = [p.name for p in op.params] + [i.name for i in op.inputs]
     if len(set(names)) != len(names):
-        raise ValueError(f"operator {op.name}: duplicate input/parameter names")
+        raise RegistrationError(f"operator {op.name}: duplicate input/parameter names")
+    clash = sorted(set(names) & set(RESERVED_NAMES))
+    if clash:
+        raise RegistrationError(f"operator {op.name}: '{clash[0]}' is a reserved name (every command already has "
+                                f"--{clash[0]}; reserved: {', '.join(RESERVED_NAMES)}): rename that "
+                                f"{'parameter' if clash[0] in {p.name for p in op.params} else 'input'}")
+    bad = [n for n in names if not n.replace("_", "").isalnum() or n[0].isdigit()]
+    if bad:
+        raise RegistrationError(f"operator {op.name}: '{bad[0]}' is not a plain identifier (letters, digits, _)")
     _REGISTRY[op.name] = op
     return op
 
@@ -296,11 +374,14 @@ def blend_with_mask(base: np.ndarray, result: np.ndarray, mask: Optional[np.ndar
 
 def run(name: str, inputs: Mapping[str, Any], params: Optional[Mapping[str, Any]] = None, *,
         mask: Optional[np.ndarray] = None, seed: int = 0, device: Optional[str] = None,
-        job: Optional[Job] = None) -> Output:
+        job: Optional[Job] = None, stored_as: Optional[Mapping[str, str]] = None) -> Output:
     """Validate and run operator `name`.
 
-    inputs: input name -> float32 H×W×C array (a list of them for 'frames'). Returns an Output whose image has
-    the primary input's size and channel count (alpha carried through from the base picture).
+    inputs: input name -> float32 H×W×C array (a list of them for 'frames'). stored_as: input name -> how its
+    pixels were stored ('u8', 'u16', 'f16', 'f32'), when the caller knows (a file's or a layer's bit depth; a
+    depth map's tells distance in metres from relative disparity). Returns an Output whose image has the primary
+    input's size and channel count (alpha carried through from the base picture), or one more channel when the
+    operator owns alpha and returns it.
     """
     op = get(name)
     values = op.validate_params(dict(params or {}))
@@ -308,6 +389,7 @@ def run(name: str, inputs: Mapping[str, Any], params: Optional[Mapping[str, Any]
     extra = sorted(set(k for k, v in inputs.items() if v is not None) - known)
     if extra:
         raise UserError(f"{name}: unknown input '{extra[0]}' (inputs: {', '.join(sorted(known))})", "bad-input")
+    stored = _check_stored_as(stored_as, known)
 
     prepared: Dict[str, Any] = {}
     alphas: Dict[str, Any] = {}
@@ -338,8 +420,12 @@ def run(name: str, inputs: Mapping[str, Any], params: Optional[Mapping[str, Any]
             else:
                 prepared[inp.name] = arr
 
+    primary = op.primary
+    src = prepared[primary.name]
+    shape = (src[0] if primary.kind == "frames" else src).shape[:2]
+    m = prepare_mask(mask, shape)
     job = job or Job()
-    ctx = Context(seed=int(seed), device=device, job=job)
+    ctx = Context(seed=int(seed), device=device, job=job, mask=None if m is None else m[:, :, 0], stored_as=stored)
     job.progress(0.0, f"{op.title}: starting")
     raw = op.run(prepared, values, ctx)
     out = raw if isinstance(raw, Output) else Output(image=raw)
@@ -347,9 +433,7 @@ def run(name: str, inputs: Mapping[str, Any], params: Optional[Mapping[str, Any]
     out.info.setdefault("params", _jsonable(values))
     out.info.setdefault("seed", int(seed))
 
-    primary = op.primary
     if out.base is None:
-        src = prepared[primary.name]
         out.base = src[0] if primary.kind == "frames" else src
     base_alpha = _base_alpha(op, primary, alphas, out)
     result = np.ascontiguousarray(out.image, dtype=np.float32)
@@ -360,17 +444,39 @@ def run(name: str, inputs: Mapping[str, Any], params: Optional[Mapping[str, Any]
         raise RuntimeError(f"{name} returned {result.shape} for a {base.shape} input")
     if base_alpha is not None and result.shape[2] == 3:
         result = np.concatenate([result, base_alpha], axis=2)
-    m = prepare_mask(mask, result.shape[:2])
     if m is not None:
         # Only a mask needs the full base picture (with its alpha): skip that copy otherwise.
         if base_alpha is not None and base.shape[2] == 3:
             base = np.concatenate([base, base_alpha], axis=2)
-        if base.shape != result.shape:
-            raise RuntimeError(f"{name}: cannot blend a {result.shape} result with a {base.shape} base")
-        result = blend_with_mask(base.astype(np.float32, copy=False), result, m)
+        base = _match_channels(base.astype(np.float32, copy=False), result.shape[2], name)
+        result = blend_with_mask(base, result, m)
     out.image = result
     out.base = base
     job.progress(1.0, f"{op.title}: done")
+    return out
+
+
+def _match_channels(base: np.ndarray, channels: int, name: str) -> np.ndarray:
+    """The base picture with the result's channels, for the mask blend: an operator that returns a new alpha
+    (background replacement) from an opaque picture blends against that picture made opaque (alpha 1)."""
+    c = base.shape[2]
+    if c == channels:
+        return base
+    if c in (1, 3) and channels == c + 1:
+        return np.concatenate([base, np.ones(base.shape[:2] + (1,), np.float32)], axis=2)
+    if c == 1 and channels in (3, 4):
+        return _match_channels(np.repeat(base, 3, axis=2), channels, name)
+    raise RuntimeError(f"{name}: cannot blend a {channels}-channel result with a {c}-channel base")
+
+
+def _check_stored_as(stored_as: Optional[Mapping[str, str]], known) -> Dict[str, str]:
+    out: Dict[str, str] = {}
+    for k, v in (stored_as or {}).items():
+        if k not in known or v is None:
+            continue
+        if v not in STORED_AS:
+            raise UserError(f"input '{k}': unknown storage '{v}' (one of {', '.join(STORED_AS)})", "bad-input")
+        out[k] = v
     return out
 
 
@@ -385,4 +491,4 @@ def _base_alpha(op: Operator, primary: Input, alphas: Dict[str, Any], out: Outpu
 
 
 def _jsonable(values: Mapping[str, Any]) -> Dict[str, Any]:
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in values.items()}
+    return {k: _jsonable_value(v) for k, v in values.items()}

@@ -18,7 +18,8 @@ def _run(args) -> int:
     ops = registry.operators()
     from ..operators import BROKEN
     for name, trace in BROKEN.items():
-        print(f"warning: operator package '{name}' failed to load (a bug):\n{trace}", file=sys.stderr)
+        reason = trace.strip().splitlines()[-1]
+        print(f"warning: operator package '{name}' failed to load (a bug): {reason}\n{trace}", file=sys.stderr)
     if not ops:
         print("no operators registered")
     for op in ops:
@@ -34,7 +35,8 @@ def _run(args) -> int:
             if p.choices:
                 rng = " " + "|".join(p.choices)
             default = "auto" if p.default is None else p.default
-            print(f"    --{p.name.replace('_', '-'):<20} {p.type}{unit}{rng} (default {default}): {p.help}")
+            kind = p.type + (f"[{p.size}]" if p.type == "vector" else "") + (", repeatable" if p.repeat else "")
+            print(f"    --{p.name.replace('_', '-'):<20} {kind}{unit}{rng} (default {default}): {p.help}")
     return 0
 
 

@@ -83,14 +83,21 @@ def interpret(arr: np.ndarray, kind: str = "auto", source: str = "input") -> Dep
     return DepthMap(np.ascontiguousarray(d, dtype=np.float32), kind, source)
 
 
+def kind_from_storage(kind: str, stored_as: str | None) -> str:
+    """The kind a depth input holds when the user said 'auto': its storage decides where it is known (float =
+    distance in metres, 8/16-bit = disparity, as files and layers are made); 'auto' (decide from the values)
+    when it is not."""
+    if kind != "auto" or stored_as is None:
+        return kind
+    return "distance" if stored_as in ("f32", "f16") else "disparity"
+
+
 def read_depth_file(path: str | Path, kind: str = "auto") -> DepthMap:
     """Read a depth file: float TIFF/.npy = metres, 8/16-bit PNG = disparity (near = bright), unless `kind`."""
     from .io import read_image
 
     f = read_image(path)
-    if kind == "auto":
-        kind = "distance" if f.depth == "f32" else "disparity"
-    return interpret(f.pixels, kind, source=Path(path).name)
+    return interpret(f.pixels, kind_from_storage(kind, f.depth), source=Path(path).name)
 
 
 def fit_to_image(depth: DepthMap, image_rgb: np.ndarray) -> DepthMap:

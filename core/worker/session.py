@@ -178,7 +178,7 @@ class Session:
         buffers = ()
         try:
             acquired = self._wait_slot(rid, cancel)
-            inputs, mask = decode_inputs(header, views)
+            inputs, mask, stored_as = decode_inputs(header, views)
             last = [0.0]
 
             def report(fraction: float, message: str) -> None:
@@ -194,7 +194,7 @@ class Session:
                 raise UserError("a run request needs 'params' as an object and 'seed' as an integer", "bad-request")
             job = Job(report, cancel)
             out = registry.run(str(header.get("operator")), inputs, params, mask=mask, seed=seed,
-                               device=header.get("device") or self.device, job=job)
+                               device=header.get("device") or self.device, job=job, stored_as=stored_as)
             image = np.ascontiguousarray(out.image, dtype=np.float32)
             dtype = header.get("output_dtype") or "f32"
             if dtype not in pixels.ITEMSIZE:
@@ -260,8 +260,11 @@ def _bug(rid, exc: BaseException) -> Dict[str, Any]:
 
 
 def decode_inputs(header: Dict[str, Any], views: List[memoryview]):
-    """The request's buffers as the float32 H×W×C arrays registry.run takes: {name: array or [arrays]}, mask."""
+    """The request's buffers as the float32 H×W×C arrays registry.run takes: {name: array or [arrays]}, the
+    mask, and {name: how the host stored it} from each descriptor's optional 'stored_as' (a layer's bit depth,
+    which may differ from the dtype it travelled in)."""
     inputs: Dict[str, Any] = {}
+    stored_as: Dict[str, str] = {}
     mask = None
     for desc, view in zip(header.get("buffers") or [], views):
         arr = to_float32(desc, view)
@@ -276,7 +279,9 @@ def decode_inputs(header: Dict[str, Any], views: List[memoryview]):
             if name in inputs:
                 raise UserError("input '%s' was sent twice" % name, "bad-request")
             inputs[name] = arr
-    return inputs, mask
+        if isinstance(desc.get("stored_as"), str) and desc.get("role") != "mask":
+            stored_as[name] = desc["stored_as"]
+    return inputs, mask, stored_as
 
 
 def to_float32(desc: Dict[str, Any], view: memoryview) -> np.ndarray:

@@ -62,9 +62,11 @@ def _original_coc(depth: depthmap.DepthMap, p: Dict[str, Any], width: int):
     return thin0.coc_px(depth.values, s0, width)
 
 
-def _depth(inputs, image, p, job) -> depthmap.DepthMap:
+def _depth(inputs, image, p, ctx: Context, job) -> depthmap.DepthMap:
     if inputs.get("depth") is not None:
-        d = depthmap.interpret(inputs["depth"], p["depth_kind"])
+        # The depth input's storage (a float file or layer = metres) decides 'auto' where the caller knows it.
+        kind = depthmap.kind_from_storage(p["depth_kind"], ctx.stored_as.get("depth"))
+        d = depthmap.interpret(inputs["depth"], kind)
         return depthmap.fit_to_image(d, image)
     if p["depth_kind"] == "distance":
         raise UserError("depth kind 'distance' needs a depth map in metres: pass --depth", "missing-input")
@@ -100,7 +102,7 @@ def run(inputs: Dict[str, Any], p: Dict[str, Any], ctx: Context) -> Output:
     if blades in (1, 2):
         raise UserError("blades must be 0 (a round aperture) or 3 to 16", "bad-parameter")
     job = ctx.job
-    depth = _depth(inputs, image, p, job.sub(0.0, 0.1))
+    depth = _depth(inputs, image, p, ctx, job.sub(0.0, 0.1))
     focus, how = _focus(depth, p)
     coc, facts = _signed_coc(depth, focus, p, w)
     limit = MAX_COC_FRACTION * max(h, w)
