@@ -15,9 +15,12 @@ ENV_VAR = "AI_PORTRAIT_DEVICE"
 
 
 def select_device(preference: str | None = None):
-    """Return a torch.device for `preference` ('auto', 'cpu', 'cuda', 'cuda:1', 'mps')."""
+    """Return a torch.device for `preference` ('auto', 'cpu', 'cuda', 'cuda:1', 'mps'; a torch.device, already
+    chosen, is returned as it is)."""
     import torch
 
+    if isinstance(preference, torch.device):
+        return preference
     pref = (preference or os.environ.get(ENV_VAR) or "auto").strip().lower()
     if pref == "auto":
         if torch.cuda.is_available():

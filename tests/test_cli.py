@@ -99,8 +99,10 @@ def test_list_json_in_a_fresh_process():
         assert op["name"] and op["title"] and op["help"]
         assert any(i["kind"] in ("image", "frames") for i in op["inputs"])
         for p in op["params"]:
-            assert p["help"] and p["type"] in ("float", "int", "bool", "choice", "point", "string")
-            if p["type"] in ("float", "int") and p["default"] is not None:
+            assert p["help"] and p["type"] in ("float", "int", "bool", "choice", "point", "vector", "string")
+            if p["repeat"]:
+                assert isinstance(p["default"], list)
+            if p["type"] in ("float", "int") and p["default"] is not None and not p["repeat"]:
                 assert p["min"] is None or p["default"] >= p["min"]
                 assert p["max"] is None or p["default"] <= p["max"]
 

@@ -13,7 +13,7 @@ from tests import scenes
 
 def _face_models_present():
     try:
-        from core.models import face
+        from core import face
         return face.available() and face.available((face.SELFIE,))
     except ImportError:
         return False
@@ -51,14 +51,14 @@ def synthetic_face(cx=100.0, cy=80.0, width=60.0):
 
 
 def fake_face_api(faces, mask):
-    def person_mask(image):
+    def person_mask(image, device=None):
         if isinstance(mask, Exception):
             raise mask
         return mask
 
     return types.SimpleNamespace(
         available=lambda *a: True,
-        detect_faces=lambda image: [types.SimpleNamespace(landmarks=lm) for lm in faces],
+        detect_faces=lambda image, device=None: [types.SimpleNamespace(landmarks=lm) for lm in faces],
         person_mask=person_mask)
 
 
@@ -144,7 +144,7 @@ def test_cache_and_bad_inputs(monkeypatch):
 
 @needs_face_models
 def test_astronaut_face_nearer_than_background_and_nose_nearer_than_cheeks():
-    from core.models import face
+    from core import face
 
     img = scenes.portrait()
     r = depth.estimate(img)

@@ -18,7 +18,7 @@ def _refocus_registered():
 
 def _depth_available():
     try:
-        from core.models import face
+        from core import face
         return network.available() or (face.available() and face.available((face.SELFIE,)))
     except ImportError:
         return network.available()
@@ -41,7 +41,7 @@ def _detail(img, where):
 
 
 def test_refocus_without_depth_keeps_the_eyes_sharp_and_blurs_the_background():
-    from core.models import face
+    from core import face
 
     img = scenes.portrait()
     lm = face.detect_faces(img)[0].landmarks

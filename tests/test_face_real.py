@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from core.cli import main
-from core.models import face, topology as T
+from core import face
+from core.face import networks, topology as T
 from tests import scenes
 
 
@@ -211,7 +212,7 @@ def test_networks_match_mediapipes_own_tflite_outputs(real_models):
               "facemesh": (face.MESH, a[40:232, 130:322].astype(np.float32) / 255.0),
               "iris": (face.IRIS, a[69:133, 172:236].astype(np.float32) / 255.0)}
     for key, (name, x) in inputs.items():
-        outs = face._run(name, x[None])
+        outs = networks.run(name, x[None])
         for i, got in enumerate(outs):
             want = ref[f"{key}_{i}"]
             err = float(np.abs(got.reshape(want.shape) - want).max())
@@ -226,3 +227,120 @@ def test_alpha_and_grey_inputs(real_models):
         faces = face.detect_faces(variant)
         assert len(faces) == 1
         assert np.hypot(*(faces[0].landmarks[T.NOSE_TIP, :2] - (223, 130))) < 3.0
+
+
+def _poly_mask(points, shape=(512, 512), ss=8):
+    """Filled polygon (continuous pixel coordinates) → area coverage per pixel, 8×8 supersampled."""
+    big = np.zeros((shape[0] * ss, shape[1] * ss), np.uint8)
+    cv2.fillPoly(big, [np.round(np.asarray(points) * ss * 16).astype(np.int32)], 1, shift=4)
+    return cv2.resize(big.astype(np.float32), shape[::-1], interpolation=cv2.INTER_AREA)
+
+
+def _is_simple(points):
+    """No two non-adjacent edges of the closed polygon cross (strict orientation test)."""
+    pts = np.asarray(points, np.float64)
+    n = len(pts)
+    cross = lambda o, a, b: (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])  # noqa: E731
+    for i in range(n):
+        a, b = pts[i], pts[(i + 1) % n]
+        for j in range(i + 2, n):
+            if (j + 1) % n == i:
+                continue
+            c, d = pts[j], pts[(j + 1) % n]
+            if cross(a, b, c) * cross(a, b, d) < 0 and cross(c, d, a) * cross(c, d, b) < 0:
+                return False
+    return True
+
+
+def _shoelace(points):
+    x, y = np.asarray(points, np.float64).T
+    return 0.5 * abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
+
+
+def test_named_landmark_groups_sit_where_they_should(astronaut_faces):
+    """The operators' landmark groups, checked on the real mesh of the astronaut (face about x 178-273,
+    y 83-178; upright and frontal, so the subject's right is the image's left and y grows downward)."""
+    f = astronaut_faces[0]
+    lm = f.landmarks[:, :2].astype(np.float64)
+    p = lambda idx: lm[list(idx)]  # noqa: E731
+    nose_x = lm[T.NOSE_TIP, 0]
+    width = float(np.linalg.norm(lm[454] - lm[234]))  # the face's width between the ears, px
+
+    # Mouth corners: either side of the lips' centre, at lip height.
+    right, left = p(T.MOUTH_CORNERS)
+    lips = p(T.LIPS_OUTER)
+    centre = lips.mean(0)
+    assert right[0] < centre[0] - 0.15 * width and left[0] > centre[0] + 0.15 * width
+    assert abs(right[1] - centre[1]) < 0.12 * width and abs(left[1] - centre[1]) < 0.12 * width
+    assert right[0] <= lips[:, 0].min() + 0.5 and left[0] >= lips[:, 0].max() - 0.5  # the lips' extremes
+
+    # Lids: from the outer to the inner corner, the upper above the lower, the iris centre between them.
+    eyes = ((T.RIGHT_UPPER_LID, T.RIGHT_LOWER_LID, T.RIGHT_EYE_CORNERS, T.RIGHT_EYE, -1),
+            (T.LEFT_UPPER_LID, T.LEFT_LOWER_LID, T.LEFT_EYE_CORNERS, T.LEFT_EYE, +1))
+    for k, (upper, lower, corners, contour, outward) in enumerate(eyes):
+        assert (upper[0], upper[-1]) == corners and (lower[0], lower[-1]) == corners
+        assert set(upper) | set(lower) == set(contour) and len(upper) + len(lower) == len(contour) + 2
+        for lid in (upper, lower):
+            steps = np.diff(p(lid)[:, 0])
+            assert (-outward * steps > 0).all(), "a lid runs from the outer corner toward the nose"
+        up, lo = p(upper)[1:-1], p(lower)[1:-1]
+        xs = np.linspace(max(up[:, 0].min(), lo[:, 0].min()), min(up[:, 0].max(), lo[:, 0].max()), 9)
+        order_u, order_l = np.argsort(up[:, 0]), np.argsort(lo[:, 0])
+        gap = np.interp(xs, lo[order_l, 0], lo[order_l, 1]) - np.interp(xs, up[order_u, 0], up[order_u, 1])
+        assert gap.min() > 1.0, gap              # the eye is open: the upper lid lies above the lower at every x
+        iris = f.irises[k, 0]
+        mid_up = np.interp(iris[0], up[order_u, 0], up[order_u, 1])
+        mid_lo = np.interp(iris[0], lo[order_l, 0], lo[order_l, 1])
+        assert mid_up < iris[1] < mid_lo
+
+    # Cheeks: simple polygons below the lower lid, above the jaw, beside the nose, inside the face, mirrored.
+    oval = _poly_mask(p(T.FACE_OVAL))
+    cheeks = []
+    for cheek, lower_lid, side in ((T.RIGHT_CHEEK, T.RIGHT_LOWER_LID, -1), (T.LEFT_CHEEK, T.LEFT_LOWER_LID, +1)):
+        poly = p(cheek)
+        m = _poly_mask(poly)
+        area = _shoelace(poly)
+        assert _is_simple(poly), "a cheek outline must not cross itself"
+        assert 0.04 * width ** 2 < area < 0.2 * width ** 2, area / width ** 2
+        assert (m * oval).sum() > 0.99 * area, "the cheek lies inside the face oval"
+        assert poly[:, 1].min() > p(lower_lid)[:, 1].max() + 0.05 * width, "below the eye"
+        assert poly[:, 1].max() < p(T.MOUTH_CORNERS)[:, 1].min(), "above the mouth corners"
+        assert (side * (poly[:, 0] - nose_x) > 0.05 * width).all(), "beside the nose, not on it"
+        for part in (T.NOSE_BASE, T.LIPS_OUTER, T.RIGHT_EYE, T.LEFT_EYE):
+            assert (m * _poly_mask(p(part))).sum() < 0.01 * area
+        cx, cy = lm[50 if side < 0 else 280]  # MediaPipe's cheek-centre landmarks lie inside
+        assert m[int(cy), int(cx)] > 0.99
+        cheeks.append(m)
+    assert (cheeks[0] * cheeks[1]).sum() == 0
+    # Left groups mirror the right ones point by point: each right point reflected about the face's midline
+    # (a line fitted through the mesh's midline landmarks) lands nearest the left point at the same position.
+    midline = p([10, 151, 9, 8, 168, 6, 197, 195, 5, 4, 1, 19, 94, 2, 164, 0, 13, 14, 17, 18, 200, 199, 175, 152])
+    o = midline.mean(0)
+    direction = np.linalg.svd(midline - o)[2][0]
+    normal = np.array([-direction[1], direction[0]])
+    for rg, lg in ((T.RIGHT_CHEEK, T.LEFT_CHEEK), (T.RIGHT_NASOLABIAL, T.LEFT_NASOLABIAL),
+                   (T.RIGHT_UPPER_LID, T.LEFT_UPPER_LID), (T.RIGHT_LOWER_LID, T.LEFT_LOWER_LID)):
+        for r, l in zip(rg, lg):
+            q = lm[r] - 2 * np.dot(lm[r] - o, normal) * normal
+            assert int(np.argmin(np.linalg.norm(lm - q, axis=1))) == l, (r, l)
+
+    # Jaw line: the oval's lowest stretch (the oval runs the other way round), over the chin from the subject's
+    # right to left.
+    n, start = len(T.FACE_OVAL), T.FACE_OVAL.index(T.JAW_LINE[0])
+    assert T.JAW_LINE == [T.FACE_OVAL[(start - i) % n] for i in range(len(T.JAW_LINE))]
+    jaw = p(T.JAW_LINE)
+    rest = p([i for i in T.FACE_OVAL if i not in T.JAW_LINE])
+    assert jaw[:, 1].min() > rest[:, 1].max(), "every jaw point lies below the rest of the oval"
+    assert jaw[:, 1].min() > lm[T.NOSE_TIP, 1] and jaw[0, 0] < nose_x < jaw[-1, 0]
+    c = T.JAW_LINE.index(T.CHIN)
+    assert (np.diff(jaw[:c + 1, 1]) > 0).all() and (np.diff(jaw[c:, 1]) < 0).all()
+
+    # Nasolabial folds: from beside the nostril wing down to below and outside the mouth corner.
+    nose_base = p(T.NOSE_BASE)
+    for fold, corner, side in ((T.RIGHT_NASOLABIAL, right, -1), (T.LEFT_NASOLABIAL, left, +1)):
+        line = p(fold)
+        assert (np.diff(line[:, 1]) > 0).all(), "a fold runs downward"
+        wing = nose_base[np.argmax(side * nose_base[:, 0])]  # the nostril wing's outer point
+        assert 0 < side * (line[0, 0] - wing[0]) < 0.15 * width and line[0, 1] < corner[1]
+        assert side * (line[-1, 0] - corner[0]) > 0 and line[-1, 1] > corner[1]
+        assert np.linalg.norm(line[-1] - corner) < 0.15 * width

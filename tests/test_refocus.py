@@ -16,7 +16,7 @@ from core.errors import UserError
 from core.imaging import depthmap
 from core.imaging.color import srgb_to_linear
 from core.imaging.io import write_image
-from core.operators.refocus import aperture, lens
+from core.optics import aperture, thin_lens as lens
 from tests import scenes
 
 PAD, H, W = 40, 240, 320
@@ -279,12 +279,13 @@ def test_without_depth_the_depth_service_is_used(scene, monkeypatch):
 
     dist = scene["distance"]
     disp = ((1 / dist) / (1 / dist).max()).astype(np.float32)
-    monkeypatch.setattr(service, "estimate", lambda image, job=None: service.DepthResult(disp, "test stub"))
+    monkeypatch.setattr(service, "estimate",
+                        lambda image, job=None, device=None: service.DepthResult(disp, "test stub"))
     out = registry.run("refocus", {"image": scene["image"]}, {**OPTICS, "focus_at": (120, 120)})
     assert out.info["depth_source"] == "depth service: test stub" and out.info["depth_kind"] == "disparity"
     assert np.abs(out.image - scene["image"])[scene["inside"]].max() <= 0.5 / 255
 
-    def unavailable(image, job=None):
+    def unavailable(image, job=None, device=None):
         raise UserError("no depth map was given and the depth service is not available yet: pass --depth",
                         "missing-input")
 

@@ -56,7 +56,7 @@ def cases(quick: bool):
     if torch.cuda.is_available():
         out.append(_network_case(wide, "cuda", quick))
     try:
-        from core.models import face
+        from core import face
         have_faces = face.available() and face.available((face.SELFIE,))
     except ImportError:
         have_faces = False
@@ -64,7 +64,7 @@ def cases(quick: bool):
         from core.depth import proxy
 
         def run_proxy():
-            return proxy.estimate(portrait)
+            return proxy.estimate(portrait, device="cpu")
 
         def quality(result, _):
             return {"source": result[1]}

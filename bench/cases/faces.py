@@ -19,16 +19,16 @@ def _portrait(quick):
 
 
 def cases(quick: bool):
+    from core import face
     from core.device import select_device
-    from core.models import face
 
     if not (face.available() and face.available((face.SELFIE,))):
         print("faces: MediaPipe weights not installed (python -m core models fetch all); skipped")
         return []
     img, nose, scale = _portrait(quick)
-    face.detect_faces(img[:256, :256])  # load the networks once: the worker keeps them warm
-    face.person_mask(img[:64, :64])
     device = str(select_device())
+    face.detect_faces(img[:256, :256], device=device)  # load the networks once: the worker keeps them warm
+    face.person_mask(img[:64, :64], device=device)
     size = f"{img.shape[1]}x{img.shape[0]}"
 
     def nose_error(faces, _peer):
@@ -37,15 +37,17 @@ def cases(quick: bool):
         err = float(np.hypot(*(faces[0].landmarks[1, :2] - nose))) / scale
         return {"faces": len(faces), "score": float(faces[0].score), "nose_err_px_at_512": err}
 
-    faces = face.detect_faces(img)
+    faces = face.detect_faces(img, device=device)
     return [
-        Case("faces", "detect + mesh + iris (whole view + 1 window level)", size, lambda: face.detect_faces(img),
-             device=device, quality=nose_error, repeat=3),
+        Case("faces", "detect + mesh + iris (whole view + 1 window level)", size,
+             lambda: face.detect_faces(img, device=device), device=device, quality=nose_error, repeat=3),
         Case("faces", "detect + mesh + iris (whole view only)", size,
-             lambda: face.detect_faces(img, tile_levels=0), device=device, quality=nose_error, repeat=3),
+             lambda: face.detect_faces(img, tile_levels=0, device=device), device=device, quality=nose_error,
+             repeat=3),
         Case("faces", "detect only, no mesh (whole view only)", size,
-             lambda: face.detect_faces(img, landmarks=False, tile_levels=0), device=device, repeat=3),
-        Case("faces", "person mask (selfie + guided upsample)", size, lambda: face.person_mask(img),
+             lambda: face.detect_faces(img, landmarks=False, tile_levels=0, device=device),
+             device=device, repeat=3),
+        Case("faces", "person mask (selfie + guided upsample)", size, lambda: face.person_mask(img, device=device),
              device=device, repeat=2),
         Case("faces", "skin mask from a given mesh", size, lambda: face.region_mask(img, "skin", faces),
              device=device, repeat=2),

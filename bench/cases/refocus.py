@@ -25,7 +25,7 @@ def _ellipse_alpha(h, w, cx, cy, ax, ay):
 def portrait_scene(h: int, w: int, max_coc: float = 60.0, seed: int = 0):
     """A portrait-like scene: a wall receding behind (CoC -25..-max), a subject in focus with relief
     (CoC -2..2), a blurred foreground plant (+max/2), point lights on the wall. Returns (image, distance_m)."""
-    from core.operators.refocus.lens import ThinLens
+    from core.optics.thin_lens import ThinLens
     from tests.scenes import texture
 
     focus = 2.0

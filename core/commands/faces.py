@@ -17,23 +17,20 @@ def _setup(ap):
 
 
 def _run(args) -> int:
-    import os
-
+    from .. import face
     from ..errors import UserError
     from ..imaging.io import read_image
-    from ..models import face
 
     if not 0.0 <= args.min_score <= 1.0:
         raise UserError(f"--min-score must be between 0 and 1, got {args.min_score}", "bad-parameter")
     if args.device:
-        from ..device import ENV_VAR, select_device
-        select_device(args.device)  # validates
-        os.environ[ENV_VAR] = args.device
+        from ..device import select_device
+        select_device(args.device)  # refuse an unknown or absent device before any work
     img = read_image(args.image)
     if not 0 <= args.small_faces <= 4:
         raise UserError(f"--small-faces must be between 0 and 4, got {args.small_faces}", "bad-parameter")
     faces = face.detect_faces(img.pixels, min_score=args.min_score, landmarks=not args.no_landmarks,
-                              tile_levels=args.small_faces)
+                              tile_levels=args.small_faces, device=args.device)
     doc = {"image": args.image, "width": img.size[0], "height": img.size[1],
            "coordinates": "pixels, origin top-left, x right, y down; landmark z in pixels, positive toward "
                           "the camera; key points: right eye, left eye, nose tip, mouth, right ear, left ear "

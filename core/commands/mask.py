@@ -16,25 +16,22 @@ def _setup(ap):
 
 
 def _run(args) -> int:
-    import os
-
+    from .. import face
     from ..errors import UserError
     from ..imaging.io import output_depth, read_image, write_image
-    from ..models import face
 
     depth = output_depth(args.output, "u16")  # refuse an unwritable format before any work
     if args.device:
-        from ..device import ENV_VAR, select_device
-        select_device(args.device)
-        os.environ[ENV_VAR] = args.device
+        from ..device import select_device
+        select_device(args.device)  # refuse an unknown or absent device before any work
     img = read_image(args.image)
     faces = None
     if args.region != "person":
-        faces = face.detect_faces(img.pixels)
+        faces = face.detect_faces(img.pixels, device=args.device)
         if not faces:
             raise UserError(f"no face found in {args.image}: the '{args.region}' region needs a face "
                             f"(try --region person)", "no-face")
-    mask = face.region_mask(img.pixels, args.region, faces)
+    mask = face.region_mask(img.pixels, args.region, faces, device=args.device)
     written = write_image(args.output, mask[:, :, None], depth)
     if not args.quiet:
         n = "" if faces is None else f", {len(faces)} face(s)"

@@ -1,7 +1,7 @@
 """The shared depth service: one call that every operator uses when the user gives no depth map.
 
-Contract: `estimate(image_rgb, job=None) -> DepthResult` with `disparity` (H×W float32, relative, near = large,
-normalised to [0, 1]) and `source` naming what produced it:
+Contract: `estimate(image_rgb, job=None, device=None) -> DepthResult` with `disparity` (H×W float32, relative,
+near = large, normalised to [0, 1]) and `source` naming what produced it:
 
 - the monocular network (Depth Anything V2 Small, `network.py`) when its weights are installed;
 - else the portrait proxy (`proxy.py`): face surface from the face mesh, body from the person mask, background
@@ -9,7 +9,11 @@ normalised to [0, 1]) and `source` naming what produced it:
 - else a UserError asking for a depth map.
 
 Results are cached per image (a hash of the pixels), so refocus, background and relight on the same picture
-compute depth once. `distance_m` gives metric distances when the user knows the subject's distance.
+compute depth once (whichever device asked: devices agree to float rounding). `distance_m` gives metric
+distances when the user knows the subject's distance.
+
+`device` is the caller's choice (a torch.device, 'cpu', 'cuda', 'cuda:1', 'mps', or None for
+`core.device.select_device`'s default), resolved once here and passed to the network or to the face service.
 """
 from __future__ import annotations
 
@@ -66,23 +70,25 @@ def _check(image_rgb) -> np.ndarray:
 
 
 def _compute(image: np.ndarray, method: str, job, device) -> DepthResult:
+    from ..device import select_device
     from . import network, proxy
 
+    dev = select_device(device)
     if method in ("auto", "network") and network.available():
-        from ..device import select_device
-        disp = network.estimate(image, job=job, device=select_device(device))
+        disp = network.estimate(image, job=job, device=dev)
         return DepthResult(disp, f"network:{network.MODEL_NAME}")
     if method == "network":
         raise UserError(f"the depth model {network.MODEL_NAME} is not installed: run 'python -m core models fetch "
                         f"{network.MODEL_NAME}', or use the portrait proxy (method auto or proxy)", "missing-model")
-    disp, source = proxy.estimate(image, job=job)
+    disp, source = proxy.estimate(image, job=job, device=dev)
     return DepthResult(disp, source)
 
 
 def estimate(image_rgb: np.ndarray, job=None, *, method: str = "auto", device: Optional[str] = None) -> DepthResult:
     """Relative disparity of `image_rgb` (float32 H×W×3 sRGB) in [0, 1], near = 1, and what produced it.
 
-    method: 'auto' (network if installed, else the portrait proxy), 'network' or 'proxy'.
+    method: 'auto' (network if installed, else the portrait proxy), 'network' or 'proxy'. device: where the
+    networks run (see the module docstring).
     The caller gets its own copy of the array; the cache keeps the original.
     """
     if method not in METHODS:

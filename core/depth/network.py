@@ -65,15 +65,15 @@ def _config(weights: Path):
 
 
 def load_model(device=None):
-    """The network on `device`, built once per (weights file, device) and reused."""
-    import torch
-
+    """The network on `device` (a torch.device, a name such as 'cuda:1', or None for the default choice of
+    `core.device.select_device`), built once per (weights file, device) and reused."""
+    from ..device import select_device
     from .depth_anything import WeightsMismatch, build
 
     path = weights_path()
     if path is None:
         raise UserError(f"the depth model {MODEL_NAME} is not installed", "missing-model")
-    dev = torch.device(device) if device is not None else torch.device("cpu")
+    dev = select_device(device)
     key = (str(path), str(dev))
     with _lock:
         model = _models.get(key)
@@ -121,7 +121,8 @@ def normalise(disparity: np.ndarray) -> np.ndarray:
 
 
 def estimate(image_rgb: np.ndarray, job=None, device=None, input_size: Optional[int] = None) -> np.ndarray:
-    """Normalised full-resolution disparity (H×W float32 in [0, 1], near = 1) from the network."""
+    """Normalised full-resolution disparity (H×W float32 in [0, 1], near = 1) from the network on `device`
+    (as `load_model`)."""
     from .depth_anything import predict
 
     if job is not None:

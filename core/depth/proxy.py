@@ -52,7 +52,7 @@ def focal_px(width: int, fov_deg: float = FIELD_OF_VIEW_DEG) -> float:
 
 
 def face_geometry(landmarks: np.ndarray, image_width: int) -> FaceGeometry:
-    """Landmarks (468×3: x, y in image pixels, z in pixel scale, larger = nearer, as core.models.face gives
+    """Landmarks (468×3: x, y in image pixels, z in pixel scale, larger = nearer, as core.face gives
     them) -> metric geometry."""
     lm = np.asarray(landmarks, np.float64)
     if lm.ndim != 2 or lm.shape[0] < 468 or lm.shape[1] < 3:
@@ -219,14 +219,15 @@ def portrait_disparity(shape: Tuple[int, int], landmarks: Sequence[np.ndarray],
 
 def _face_api():
     try:
-        from ..models import face
+        from .. import face
     except ImportError:
         return None
     return face
 
 
-def estimate(image_rgb: np.ndarray, job=None) -> Tuple[np.ndarray, str]:
-    """(disparity, source) for a portrait from the face models; UserError when there is nothing to build on."""
+def estimate(image_rgb: np.ndarray, job=None, device=None) -> Tuple[np.ndarray, str]:
+    """(disparity, source) for a portrait from the face models (run on `device`: a torch.device, a name or None
+    for the default); UserError when there is nothing to build on."""
     h, w = image_rgb.shape[:2]
     face = _face_api()
     if face is None or not face.available():
@@ -235,14 +236,14 @@ def estimate(image_rgb: np.ndarray, job=None) -> Tuple[np.ndarray, str]:
                         "(python -m core models)", "missing-input")
     if job is not None:
         job.progress(0.1, "depth proxy: finding faces")
-    faces = face.detect_faces(image_rgb)
+    faces = face.detect_faces(image_rgb, device=device)
     landmarks: List[np.ndarray] = [np.asarray(f.landmarks, np.float32) for f in faces
                                    if getattr(f, "landmarks", None) is not None]
     if job is not None:
         job.progress(0.5, "depth proxy: person mask")
     person = None
     try:
-        person = np.asarray(face.person_mask(image_rgb), np.float32).reshape(h, w)
+        person = np.asarray(face.person_mask(image_rgb, device=device), np.float32).reshape(h, w)
     except UserError:
         person = None  # the person segmenter is missing: the outline is guessed from the faces instead
     has_person = person is not None and float(person.max()) > 0.5

@@ -2,7 +2,7 @@
 
 Input: N×3×128×128 RGB in [-1, 1]. Output: regressors N×896×16 (box centre offset, size and six key points, in
 128-pixel input units relative to the anchor) and classification logits N×896×1. Anchor decoding and weighted
-non-maximum suppression live in `face.py`; `anchors()` here generates MediaPipe's SSD anchor layout.
+non-maximum suppression live in `core.face.detection`; `anchors()` here generates MediaPipe's SSD anchor layout.
 """
 from __future__ import annotations
 

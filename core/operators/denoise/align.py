@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ...imaging.noise import filter_gain, hh_median_variance
 
 TILE = 8             # tile side in pixels of each pyramid level (16 full-resolution px at the finest search level)
 COARSE_RADIUS = 4    # search radius at the coarsest level (pixels of that level)
@@ -307,7 +308,7 @@ class _Refiner:
         # The overlap check correlates band-pass detail: smooth shading correlates by chance between unrelated
         # pictures, fine detail does not.
         self.ref_bp = ref - _blur(ref)
-        self.noise_bp = self.noise_var * _gain(lambda x: blur(x) - _blur(blur(x))) / _gain(blur)
+        self.noise_bp = self.noise_var * filter_gain(lambda x: blur(x) - _blur(blur(x))) / filter_gain(blur)
         self.match_mean, self.match_var = self._moments(self.ref_bp, self.match_window)
 
     def _moments(self, x: torch.Tensor, window: int):
@@ -367,35 +368,10 @@ class _Refiner:
         return float((ncc[textured] > NCC_MATCH).float().mean()), count
 
 
-def _gain(fn) -> float:
-    """Variance that `fn` leaves of unit white noise (measured once on a seeded field, away from borders)."""
-    g = torch.Generator().manual_seed(0)
-    x = fn(torch.randn(192, 192, generator=g))[12:-12, 12:-12]
-    return float(x.var())
-
-
 def luma_noise_variance(luma_blurred: torch.Tensor, blur=None) -> float:
-    """Noise variance of a (blurred) luma from its finest diagonal Haar detail, median over the image."""
-    h, w = luma_blurred.shape
-    x = luma_blurred[: h // 2 * 2, : w // 2 * 2]
-    hh = (x[0::2, 0::2] - x[0::2, 1::2] - x[1::2, 0::2] + x[1::2, 1::2]) * 0.5
-    # The blur correlates neighbours, so HH under-reads the pixel variance: undo its known gain for white noise.
-    gain = _blur_hh_gain(blur or _blur)
-    return float((hh * hh).median()) / 0.4549 / gain
-
-
-_GAIN = {}
-
-
-def _blur_hh_gain(blur) -> float:
-    """Ratio var(HH of blurred white noise) / var(blurred white noise), measured once per blur."""
-    key = blur.__name__
-    if key not in _GAIN:
-        g = torch.Generator().manual_seed(0)
-        x = blur(torch.randn(256, 256, generator=g))[8:-8, 8:-8]
-        hh = (x[0::2, 0::2] - x[0::2, 1::2] - x[1::2, 0::2] + x[1::2, 1::2]) * 0.5
-        _GAIN[key] = float((hh * hh).mean() / x.var())
-    return _GAIN[key]
+    """Noise variance of a (blurred) luma from its finest diagonal Haar detail, median over the image; the
+    blur's known under-reading of HH is undone (core.imaging.noise.hh_median_variance)."""
+    return hh_median_variance(luma_blurred, blur or _blur)
 
 
 class Aligner:

@@ -1,8 +1,9 @@
 """refocus: move the plane of focus after capture, with thin-lens bokeh from a depth map.
 
-Stages (one module each): lens (thin-lens circle of confusion), aperture (kernel shapes), highlights (linear
-boost of clipped lights), deconv (optional bounded sharpening by the known original blur), render (layered,
-occlusion-aware compositing), grain (re-add the original noise). Depth files are read by core.imaging.depthmap.
+Stages: the thin lens (circle of confusion), the aperture's kernel shapes and the layered, occlusion-aware renderer
+come from the shared optics room (core.optics: thin_lens, aperture, layered), because background replacement renders
+with them too; here are highlights (linear boost of clipped lights), deconv (optional bounded sharpening by the known
+original blur) and grain (re-add the original noise). Depth files are read by core.imaging.depthmap.
 """
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from ... import registry
 from ...errors import UserError
 from ...imaging import depthmap
 from ...registry import Context, Input, Operator, Output, Param
-from . import aperture, deconv, grain, highlights, lens, render
+from ...optics import aperture, layered as render, thin_lens as lens
+from . import deconv, grain, highlights
 
 MAX_COC_FRACTION = 0.25  # the largest CoC rendered, as a fraction of the image's longer side
 
@@ -71,7 +73,7 @@ def _depth(inputs, image, p, ctx: Context, job) -> depthmap.DepthMap:
     if p["depth_kind"] == "distance":
         raise UserError("depth kind 'distance' needs a depth map in metres: pass --depth", "missing-input")
     from ... import depth as depth_service
-    result = depth_service.estimate(image, job)
+    result = depth_service.estimate(image, job, device=ctx.device)
     d = depthmap.interpret(result.disparity, "disparity", source=f"depth service: {result.source}")
     return depthmap.fit_to_image(d, image)
 

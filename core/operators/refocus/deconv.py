@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .render import _fast_len
+from ...optics.convolve import fast_len
 
 LAMBDA = 0.01  # Wiener regulariser: bounds the gain at 5x
 
@@ -27,7 +27,7 @@ def wiener(x: torch.Tensor, kernel: np.ndarray, lam: float) -> torch.Tensor:
     r = kh // 2 + 4
     xp = F.pad(x[None], (r, r, r, r), mode="replicate")[0]
     ph, pw = xp.shape[-2:]
-    fh, fw = _fast_len(ph), _fast_len(pw)
+    fh, fw = fast_len(ph), fast_len(pw)
     kp = torch.zeros((fh, fw), dtype=x.dtype, device=x.device)
     kp[:kh, :kw] = torch.from_numpy(kernel).to(x)
     kp = torch.roll(kp, shifts=(-(kh // 2), -(kw // 2)), dims=(0, 1))

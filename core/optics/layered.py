@@ -8,12 +8,16 @@ light field of stacked planes through a thin lens is (exactly so when one side o
 
 What a nearer object hides is unknown; when the nearer object is blurred it becomes partly transparent and that
 hidden part shows. Each layer's hidden region is therefore filled before blurring by pull-push (a multi-scale
-normalised convolution) from the layer's visible pixels, weighted by how much of each pixel is known at that
-depth: pixels at or behind the layer are known (present or empty), pixels of nearer layers are not.
+normalised convolution, core.imaging.fill) from the layer's visible pixels, weighted by how much of each pixel
+is known at that depth: pixels at or behind the layer are known (present or empty), pixels of nearer layers are
+not.
 
 Speed: a layer with a large CoC is band-limited by its own blur, so it is processed at a reduced resolution
 (power-of-two scale keeping the kernel at least 6 px wide there), and only inside the bounding box of its pixels
-grown by the kernel radius. Kernels are applied by FFT.
+grown by the kernel radius. Kernels are applied by FFT (optics.convolve).
+
+Used by refocus, and by any operator that composites blurred depth layers (background replacement): give it
+linear RGB, a signed CoC map (optics.thin_lens) and a kernel function (optics.aperture).
 """
 from __future__ import annotations
 
@@ -24,6 +28,9 @@ from typing import Callable, List, Optional
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from ..imaging.fill import pull_push
+from .convolve import convolve
 
 IN_FOCUS_PX = 1.0     # a CoC at most this wide is a sharp pixel
 LAYER_RATIO = 1.25    # neighbouring layer CoCs differ by at most 25 %, below what the eye tells apart in bokeh
@@ -65,76 +72,6 @@ def _scale_for(diameter: float, min_kernel_px: float = KERNEL_AT_SCALE) -> int:
     while s * 2 <= MAX_SCALE and diameter / (s * 2) >= min_kernel_px:
         s *= 2
     return s
-
-
-def _fast_len(n: int) -> int:
-    """Smallest m >= n whose prime factors are 2, 3 and 5 (quick FFT sizes)."""
-    m = n
-    while True:
-        k = m
-        for p in (2, 3, 5):
-            while k % p == 0:
-                k //= p
-        if k == 1:
-            return m
-        m += 1
-
-
-def convolve(x: torch.Tensor, kernel: np.ndarray) -> torch.Tensor:
-    """Convolve C×h×w with a kernel (true convolution: a point becomes the kernel's shape), replicate borders."""
-    kh, kw = kernel.shape
-    if kh == 1 and kw == 1:
-        return x * float(kernel[0, 0])
-    r = kh // 2
-    xp = F.pad(x[None], (r, r, r, r), mode="replicate")[0]
-    ph, pw = xp.shape[-2:]
-    if kh <= 3:
-        # A few taps: shifted adds beat both a depthwise conv2d and an FFT on CPU.
-        h, w = x.shape[-2:]
-        out = torch.zeros_like(x)
-        for dy in range(kh):
-            for dx in range(kw):
-                tap = float(kernel[kh - 1 - dy, kw - 1 - dx])
-                if tap != 0.0:
-                    out.add_(xp[:, dy:dy + h, dx:dx + w], alpha=tap)
-        return out
-    fh, fw = _fast_len(ph), _fast_len(pw)
-    kp = torch.zeros((fh, fw), dtype=x.dtype, device=x.device)
-    kp[:kh, :kw] = torch.from_numpy(kernel).to(x)
-    kp = torch.roll(kp, shifts=(-r, -r), dims=(0, 1))
-    spec = torch.fft.rfft2(xp, s=(fh, fw)) * torch.fft.rfft2(kp)
-    out = torch.fft.irfft2(spec, s=(fh, fw))
-    return out[:, r:r + x.shape[1], r:r + x.shape[2]]
-
-
-def pull_push(num: torch.Tensor, weight: torch.Tensor, start_level: int = 0) -> torch.Tensor:
-    """Fill-in estimate of num/weight everywhere: known values where weight is high, a multi-scale normalised
-    average of the surroundings where it is low (Gortler et al.'s pull-push). num: C×h×w, weight: 1×h×w.
-
-    start_level > 0 computes the estimate from 2^start_level coarser data and upsamples it: the fill is only
-    used where the layer is hidden and is blurred afterwards, so its finest scales are not worth the time."""
-    size = num.shape[-2:]
-    c = num.shape[0]
-    x = torch.cat([num, weight], dim=0)[None]
-    if start_level > 0:
-        f = 2 ** start_level
-        x = F.avg_pool2d(x, f, ceil_mode=True, count_include_pad=False)
-    levels = []
-    while True:
-        levels.append(x[0])
-        if min(x.shape[-2:]) <= 1:
-            break
-        x = F.avg_pool2d(x, 2, ceil_mode=True, count_include_pad=False)
-    top = levels[-1]
-    est = top[:c] / top[c:].clamp_min(1e-8) * (top[c:] > 1e-8)
-    for lev in reversed(levels[:-1]):
-        n, w = lev[:c], lev[c:]
-        up = F.interpolate(est[None], size=n.shape[-2:], mode="bilinear", align_corners=False)[0]
-        alpha = (4.0 * w).clamp_(0.0, 1.0)
-        est = torch.addcmul(up, alpha, n / w.clamp_min(1e-8) - up)
-    if est.shape[-2:] != size:
-        est = F.interpolate(est[None], size=size, mode="bilinear", align_corners=False)[0]
-    return est
 
 
 class _Accumulator:
