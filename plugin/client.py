@@ -42,6 +42,7 @@ DEFAULT_CANCEL_GRACE_S = 5.0
 DEFAULT_START_TIMEOUT_S = 180.0  # the first import of torch on a cold disk is slow
 _POLL_S = 0.05
 _MAX_REPLY_BYTES = 1 << 36
+STORED_AS = ("u8", "u16", "f16", "f32")  # the precisions a host may report for an input (core.registry's)
 
 
 class WorkerError(Exception):
@@ -264,22 +265,31 @@ class Client:
         return _images(reply, payload)
 
     def run(self, operator, inputs, params=None, mask=None, seed=0, progress=None, cancel=None,
-            output_dtype="f32", device=None):
+            output_dtype="f32", device=None, stored_as=None):
         """Run `operator` on `inputs` ({name: Image, or [Image, ...] for frames}); returns a Result.
 
         Inputs travel in their own dtype (u8, u16, f16, f32) and the worker converts them to float32 with the
-        same rules as plugin.pixels; the result comes back as `output_dtype` (float32 unless asked)."""
+        same rules as plugin.pixels; the result comes back as `output_dtype` (float32 unless asked).
+        stored_as: {input name: 'u8' | 'u16' | 'f16' | 'f32'}, how the host stored that input (the layer's own
+        precision, which may differ from the dtype it travels in: GIMP sends 8-bit layers as float); it goes
+        in each of the input's buffer descriptors, so the core can tell a float depth layer (metres) from a
+        16-bit one (disparity)."""
         if cancel is not None and cancel.is_set():
             raise WorkerCancelled()
+        stored_as = dict(stored_as or {})
+        for name, how in stored_as.items():
+            if how is not None and how not in STORED_AS:
+                raise ValueError("stored_as[%r] must be one of %s, not %r" % (name, ", ".join(STORED_AS), how))
         descs, bufs = [], []
         for name, value in inputs.items():
             if value is None:
                 continue
+            extra = {"stored_as": stored_as[name]} if stored_as.get(name) else {}
             if isinstance(value, (list, tuple)):
                 for img in value:
-                    _add_buffer(descs, bufs, name, _as_image(img, name), list=True)
+                    _add_buffer(descs, bufs, name, _as_image(img, name), list=True, **extra)
             else:
-                _add_buffer(descs, bufs, name, _as_image(value, name))
+                _add_buffer(descs, bufs, name, _as_image(value, name), **extra)
         if mask is not None:
             _add_buffer(descs, bufs, "mask", _as_image(mask, "mask"), role="mask")
         header = {"op": "run", "operator": operator, "params": dict(params or {}), "seed": int(seed),

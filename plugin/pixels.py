@@ -114,6 +114,34 @@ class Image:
         return bytes(raw)
 
 
+_OPAQUE = {"u8": b"\xff", "u16": b"\xff\xff", "f16": struct.pack("<e", 1.0), "f32": struct.pack("<f", 1.0)}
+
+
+def to_rgba(img, gray=False):
+    """`img` with 4 interleaved channels R, G, B, A in its own dtype (little-endian), values untouched: gray
+    (1 channel Y, or 2 channels Y, A when `gray`) is copied into R, G and B; a missing alpha is opaque (the
+    dtype's 1.0: 255, 65535, 1.0). Byte slicing only, so it is exact and fast without numpy too."""
+    if img.byteorder != "little":
+        img = img.to(img.dtype)
+    c, size = img.channels, ITEMSIZE[img.dtype]
+    if c == 4:
+        return img
+    if c == 2 and not gray:
+        raise ValueError("a 2-channel image is gray + alpha: say gray=True")
+    src = memoryview(img.data).cast("B")
+    n = img.width * img.height
+    out = bytearray(n * 4 * size)
+    color = [0, 0, 0] if c in (1, 2) else [0, 1, 2]
+    alpha = 1 if c == 2 else None
+    for dst_ch, src_ch in enumerate(color + [alpha]):
+        for k in range(size):
+            if src_ch is None:
+                out[dst_ch * size + k::4 * size] = _OPAQUE[img.dtype][k:k + 1] * n
+            else:
+                out[dst_ch * size + k::4 * size] = src[src_ch * size + k::c * size]
+    return Image(img.width, img.height, 4, img.dtype, out)
+
+
 def _krita_dtype(depth):
     try:
         return KRITA_DEPTHS[str(depth).upper()]

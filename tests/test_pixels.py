@@ -149,10 +149,72 @@ def test_plugin_is_python38_syntax_and_stdlib_only():
             with open(os.path.join(folder, name), encoding="utf-8") as fh:
                 ast.parse(fh.read(), filename=name, feature_version=(3, 8))
     code = ("import sys; sys.modules['numpy'] = None; sys.modules['torch'] = None\n"
-            "import plugin, plugin.client, plugin.pixels, plugin.protocol, plugin.config\n"
+            "import plugin, plugin.client, plugin.pixels, plugin.protocol, plugin.config, plugin.params\n"
             "assert not plugin.pixels.have_numpy()\n"
             "bad = [m for m in sys.modules if m.split('.')[0] in ('core', 'numpy', 'torch', 'cv2')"
             " and sys.modules[m] is not None]\n"
             "assert not bad, bad\n")
     subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {ROOT!r}); " + code],
                    check=True, cwd="/", timeout=60)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Channels, data kinds and parameter values on the host side (plugin.params)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_to_rgba_keeps_every_stored_value_and_adds_opaque_alpha(dtype, channels):
+    """Gray is copied into R, G, B; a missing alpha is the dtype's 1.0; no value is converted (byte copies)."""
+    rng = np.random.default_rng(channels)
+    code = {"u8": "u1", "u16": "<u2", "f16": "<f2", "f32": "<f4"}[dtype]
+    a = (rng.integers(0, 256 if dtype == "u8" else 65536, (5, 7, channels)) if dtype in ("u8", "u16")
+         else rng.normal(0, 30, (5, 7, channels))).astype(code)
+    out = pixels.to_rgba(Image.from_numpy(a), gray=channels in (1, 2)).to_numpy()
+    assert out.shape == (5, 7, 4) and out.dtype == np.dtype(code)
+    color = a[:, :, :1].repeat(3, axis=2) if channels in (1, 2) else a[:, :, :3]
+    assert np.array_equal(out[:, :, :3].view(np.uint8), np.ascontiguousarray(color).view(np.uint8))
+    one = {"u8": 255, "u16": 65535}.get(dtype, 1.0)
+    alpha = a[:, :, 1] if channels == 2 else a[:, :, 3] if channels == 4 else np.full((5, 7), one, code)
+    assert np.array_equal(out[:, :, 3], alpha)
+
+
+def test_host_data_kinds_and_storages_are_the_cores():
+    """plugin/ cannot import the core, so it mirrors these lists: they must agree."""
+    from core import registry
+    from plugin import client, params
+    assert params.DATA_KINDS == registry.DATA_KINDS
+    assert client.STORED_AS == registry.STORED_AS
+
+
+def test_shift_coordinates_moves_every_item_of_every_coordinate_parameter():
+    from plugin.params import shift_coordinates
+    decls = [{"name": "at", "type": "point"},
+             {"name": "marks", "type": "vector", "size": 3, "repeat": True, "coordinates": True},
+             {"name": "spots", "type": "point", "repeat": True},
+             {"name": "light", "type": "vector", "size": 3, "repeat": True, "coordinates": False},
+             {"name": "auto_at", "type": "point", "optional": True},
+             {"name": "amount", "type": "float"}]
+    values = {"at": [10, 20], "marks": [[5, 6, 0.5], [100.5, 7.25, 1]], "spots": [[1, 2]],
+              "light": [[60, 20, 1]], "auto_at": None, "amount": 3.0}
+    out = shift_coordinates(decls, values, 4, 5)
+    assert out == {"at": [6.0, 15.0], "marks": [[1.0, 1.0, 0.5], [96.5, 2.25, 1.0]], "spots": [[-3.0, -3.0]],
+                   "light": [[60, 20, 1]], "auto_at": None, "amount": 3.0}
+    assert values["marks"] == [[5, 6, 0.5], [100.5, 7.25, 1]]   # the caller's values are left alone
+
+
+def test_list_text_reads_and_writes_back_and_names_the_parameter_when_wrong():
+    from plugin.params import ParamTextError, format_items, parse_items
+    marks = {"name": "marks", "title": "Marks", "type": "vector", "size": 3, "repeat": True, "coordinates": True}
+    items = parse_items(marks, " 60,20,1; -30 , 10, 0.5 ;")
+    assert items == [[60.0, 20.0, 1.0], [-30.0, 10.0, 0.5]]
+    assert parse_items(marks, format_items(marks, items)) == items
+    assert format_items(marks, items) == "60,20,1; -30,10,0.5" and parse_items(marks, "") == []
+    levels = {"name": "levels", "type": "float", "repeat": True}
+    assert parse_items(levels, "0.1; 0.2") == [0.1, 0.2] and format_items(levels, [0.1, 2.0]) == "0.1; 2"
+    kinds = {"name": "kinds", "type": "choice", "choices": ["a", "b"], "repeat": True}
+    assert parse_items(kinds, "a;b;a") == ["a", "b", "a"]
+    for decl, text, words in ((marks, "60,20", "Marks: '60,20' is not 3 numbers separated by commas (x, y, 3)"),
+                              (kinds, "c", "one of a, b"), (levels, "x", "a number")):
+        with pytest.raises(ParamTextError, match=words.replace("(", r"\(").replace(")", r"\)")):
+            parse_items(decl, text)

@@ -131,6 +131,25 @@ def test_mask_and_frames(client):
     assert np.allclose(out[:, :4, :3], src[:, :4, :3] * 2)
 
 
+def test_stored_as_and_lists_reach_the_operator(client):
+    """Each input's stored_as goes in its buffer descriptors; a 16-bit data input arrives as exactly v / 65535;
+    repeatable parameters arrive as whole lists (given as lists or as ';' text)."""
+    import hashlib
+    img, depth = rgba(6, 9, "u8", 1), rgba(6, 9, "u16", 2)
+    res = client.run("test_inputs", {"image": img, "depth": depth},
+                     {"marks": [[1, 2, 0.5], [8.5, 5.25, 1.0]], "levels": "0.1; 0.2; 0.3"},
+                     stored_as={"image": "u8", "depth": "u16"})
+    info = res.info
+    assert info["stored_as"] == {"image": "u8", "depth": "u16"}
+    assert info["hashes"]["depth"] == hashlib.sha256(depth.to("f32").tobytes()).hexdigest()
+    assert info["params"]["marks"] == [[1.0, 2.0, 0.5], [8.5, 5.25, 1.0]]
+    assert info["params"]["levels"] == [0.1, 0.2, 0.3]
+    assert info["painted"] == [[1, 2], [8, 5]]
+    assert client.run("test_inputs", {"image": img}).info["stored_as"] == {}   # unsaid: absent
+    with pytest.raises(ValueError, match="stored_as"):
+        client.run("test_inputs", {"image": img}, stored_as={"image": "u32"})
+
+
 def test_reused_result_buffers_never_alias_a_result_the_host_still_holds(client):
     big = [Image.from_numpy(np.full((1024, 1100, 4), k, np.float32)) for k in (1.0, 2.0, 3.0)]
     first = client.echo([big[0]])[0]

@@ -3,12 +3,17 @@
 Registered by `python -m core worker --test-ops` / `serve --test-ops` or AI_PORTRAIT_TEST_OPS=1:
   test_scale   image × factor after `steps` sleeps of `step_seconds`, each a progress/cancel checkpoint
   test_mean    the mean of a burst ('frames'), to check that lists of buffers arrive in order
+  test_inputs  echoes what arrived: a sha256 of each input's float32 bytes (exactly the array the operator
+               sees), its shape, the stored_as the host reported, and the parameters; multiplies the picture by
+               `tint` and paints the pixels of `marks` (a repeatable x, y, grey-level vector in image pixels),
+               to check that hosts send data layers bit-exact and shift every coordinate of every item
   test_fail    fails on purpose: a UserError, a bug, MemoryError, exit, SIGKILL (the OOM killer's way),
                garbage on the protocol pipe, stray prints (must NOT break anything), or a hang that ignores
                cancel while a child process sleeps in the same process group
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -46,6 +51,26 @@ def _mean(inputs, params, ctx):
     frames = inputs["frames"]
     ctx.job.progress(0.5, "averaging")
     return Output(np.mean(np.stack(frames), axis=0).astype(np.float32), info={"frames": len(frames)})
+
+
+def _inputs(inputs, params, ctx):
+    image = inputs["image"]
+    ctx.job.progress(0.5, "echoing the inputs")
+    seen = {name: a for name, a in inputs.items() if a is not None}
+    hashes = {name: hashlib.sha256(np.ascontiguousarray(a, dtype="<f4").tobytes()).hexdigest()
+              for name, a in seen.items()}
+    out = image * np.asarray(params["tint"], np.float32)
+    h, w = out.shape[:2]
+    painted = []
+    for x, y, level in params["marks"]:
+        # the pixel whose square holds (x, y): pixel (i, j) covers [i, i + 1) × [j, j + 1)
+        i, j = int(np.floor(x)), int(np.floor(y))
+        if 0 <= i < w and 0 <= j < h:
+            out[j, i, :3] = np.float32(level)
+            painted.append([i, j])
+    return Output(out.astype(np.float32), info={
+        "hashes": hashes, "shapes": {name: list(a.shape) for name, a in seen.items()},
+        "stored_as": dict(ctx.stored_as), "painted": painted, "mask_seen": ctx.mask is not None})
 
 
 def _fail(inputs, params, ctx):
@@ -88,6 +113,18 @@ def register_test_ops() -> None:
     registry.register(Operator(
         "test_mean", "Test mean", "mean of the frames (tests only)",
         (Input("frames", "frames", "burst"),), (), _mean, order=1001))
+    registry.register(Operator(
+        "test_inputs", "Test inputs", "echo the inputs' hashes and storage, paint marks (tests only)",
+        (img, Input("depth", "depth", "a depth layer", required=False),
+         Input("normals", "normals", "a normal map layer", required=False),
+         Input("matte", "mask", "a matte layer", required=False)),
+        (Param("marks", "vector", [], "pixels to paint: x, y in image pixels and a grey level", size=3,
+               repeat=True, coordinates=True),
+         Param("tint", "vector", (0.5, 0.75, 1.0), "multiply red, green, blue by these", size=3, min=0.0,
+               max=4.0),
+         Param("levels", "float", [0.25, 0.5], "a list of numbers, only echoed", min=0.0, max=1.0, repeat=True,
+               advanced=True)),
+        _inputs, order=1003))
     registry.register(Operator(
         "test_fail", "Test failure", "fail on purpose (tests only)", (img,),
         (Param("kind", "choice", "user", "how to fail", choices=FAIL_KINDS),

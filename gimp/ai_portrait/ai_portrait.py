@@ -7,7 +7,9 @@ beside this file, or found via $AI_PORTRAIT_ROOT / the checkout this file sits i
 torch or the core.
 
 A run: read the selected layer(s) over the selection's bounds as float RGBA, the selection's soft mask and
-any extra input layers over the same image area; send them to the worker (progress in GIMP's bar); then, in one
+any extra input layers over the same image area (data layers - depth, normals, mask - exactly as stored, every
+input with the precision it was stored at); send them to the worker with every pixel coordinate moved into the
+region (progress in GIMP's bar); then, in one
 undo group, insert a new layer above the source holding the result (already blended with the soft mask by the
 worker), optionally masked by the selection, with the run's provenance as a parasite. The user's layers are
 only read. Any failure happens before the image is touched and is returned as the procedure's error, which
@@ -188,6 +190,9 @@ def run_operator(procedure, run_mode, image, drawables, config, op):
         return _fail(procedure, str(exc))
     except Exception as exc:  # noqa: BLE001 - every failure must reach the user
         from plugin.client import WorkerCancelled, WorkerError
+        from plugin.params import ParamTextError
+        if isinstance(exc, ParamTextError):
+            return _fail(procedure, f"{op.get('title', op['name'])}: {exc}")
         if isinstance(exc, WorkerCancelled):
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error("cancelled"))
         if isinstance(exc, WorkerError):
@@ -200,10 +205,11 @@ def run_operator(procedure, run_mode, image, drawables, config, op):
 class _Job:
     """One worker request and where its result goes."""
 
-    def __init__(self, sources, region, inputs, mask, params, image_params, input_layers):
+    def __init__(self, sources, region, inputs, mask, params, image_params, input_layers, stored_as):
         self.sources = sources  # the processed layer, or a burst's frames in order
         self.region = region
         self.inputs = inputs
+        self.stored_as = stored_as  # {input name: the precision its layer or file stores, 'u8' ... 'f32'}
         self.mask = mask
         self.params = params
         self.image_params = image_params  # points in image pixels, for the layer name and provenance
@@ -230,6 +236,7 @@ def _process(image, drawables, config, op):
 
 def _read_jobs(image, layers, config, op):
     """One job per selected layer (an 'image' operator) or one for all of them (a burst's 'frames')."""
+    from plugin.params import is_data_input
     from plugin.pixels import Image
 
     primary = arguments.primary_input(op)
@@ -247,6 +254,8 @@ def _read_jobs(image, layers, config, op):
         params = arguments.read_params(config, op, (region[0], region[1]))
         image_params = arguments.read_params(config, op, (0.0, 0.0))
         inputs, used = {}, {}
+        # every layer of an image shares its precision: that is how each input was stored
+        stored = {inp["name"]: layer_io.stored_as(image) for inp in op.get("inputs", [])}
         if primary["kind"] == "frames":
             inputs[primary["name"]] = [wrap(layer_io.read_rgba(f, region), region) for f in group]
             used[primary["name"]] = [f.get_name() for f in group]
@@ -254,18 +263,22 @@ def _read_jobs(image, layers, config, op):
             inputs[primary["name"]] = wrap(layer_io.read_rgba(source, region), region)
             used[primary["name"]] = source.get_name()
         for inp, layer, gfile in arguments.read_input_layers(config, op):
+            data = is_data_input(inp)  # depth, normals, mask: the stored values, no tone curve or profile
             if layer is not None:
-                inputs[inp["name"]] = wrap(layer_io.read_rgba(layer, region), region)
+                inputs[inp["name"]] = (layer_io.read_data(layer, region) if data
+                                       else wrap(layer_io.read_rgba(layer, region), region))
                 used[inp["name"]] = layer.get_name()
             elif gfile is not None:
-                inputs[inp["name"]] = wrap(layer_io.read_file_rgba(gfile, image, region), region)
+                pix, stored[inp["name"]] = layer_io.read_file_rgba(gfile, image, region, data=data)
+                inputs[inp["name"]] = pix if data else wrap(pix, region)
                 used[inp["name"]] = gfile.get_path() or gfile.get_uri()
             elif inp.get("required", True):
                 raise UserFacing(f"{title} needs a {describe.input_label(inp).lower()}: "
                                  f"{inp.get('help', '')} (choose a layer or a file in the dialog)")
         sel = layer_io.read_selection(image, region)
         mask = Image(region[2], region[3], 1, "f32", sel) if sel is not None else None
-        jobs.append(_Job(group, region, inputs, mask, params, image_params, used))
+        stored = {k: v for k, v in stored.items() if k in inputs and v is not None}
+        jobs.append(_Job(group, region, inputs, mask, params, image_params, used, stored))
     return jobs
 
 
@@ -283,7 +296,7 @@ def _compute(jobs, op, seed):
                 progress(span[0] + (span[1] - span[0]) * float(fraction), message)
 
             job.result = client.run(op["name"], inputs=job.inputs, params=job.params, mask=job.mask, seed=seed,
-                                    progress=report)
+                                    progress=report, stored_as=job.stored_as)
         _refresh_registry_later(client)
     finally:
         progress.end()
@@ -308,7 +321,7 @@ def _write_result(image, op, job, seed, as_mask):
     if as_mask:
         layer_io.add_selection_mask(layer)
     record = {"operator": op["name"], "params": job.image_params, "seed": seed,
-              "source_layer": source.get_name(), "inputs": job.input_layers,
+              "source_layer": source.get_name(), "inputs": job.input_layers, "stored_as": job.stored_as,
               "region": list(job.region), "info": info, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                                   time.gmtime())}
     data = json.dumps(record, default=str, sort_keys=True).encode("utf-8")

@@ -1,11 +1,19 @@
 """Words for GIMP from the registry's declarations: argument names, labels with units, layer names.
 
-Pure functions on the registry JSON (no GIMP import), so they are unit-tested outside GIMP.
+Pure functions on the registry JSON (no GIMP import; only the stdlib bridge's plugin.params), so they are
+unit-tested outside GIMP.
 """
 from __future__ import annotations
 
 import re
 from typing import Any, Dict, List
+
+
+def bridge_params():
+    """The bridge's plugin.params, imported when first needed (GIMP still registers the 'Set Up' entry when
+    the bridge is missing)."""
+    from plugin import params
+    return params
 
 PROC_PREFIX = "plug-in-ai-portrait-"
 MENU_PATH = "<Image>/Filters/AI Portrait"
@@ -32,6 +40,63 @@ def arg_name(name: str) -> str:
 def param_arg(name: str) -> str:
     s = arg_name(name)
     return "op-" + s if s in RESERVED else s
+
+
+def component_args(p: Dict[str, Any]) -> List[str]:
+    """One argument per number of a point or vector: NAME-x, NAME-y (then NAME-3, ...) when its first two
+    numbers are coordinates, else NAME-1, NAME-2, ..."""
+    return [param_arg(f"{p['name']}-{what}") for what in _component_labels(p)]
+
+
+def _coordinates(p: Dict[str, Any]) -> bool:
+    return bridge_params().has_coordinates(p)
+
+
+def _component_labels(p: Dict[str, Any]) -> List[str]:
+    return bridge_params().component_labels(p)
+
+
+def component_blurb(p: Dict[str, Any], k: int) -> str:
+    if k < 2 and _coordinates(p):
+        return f"{'xy'[k]} in image pixels"
+    n = len(_component_labels(p))
+    bits = [f"number {k + 1} of {n}"]
+    if p.get("min") is not None or p.get("max") is not None:
+        lo = "−∞" if p.get("min") is None else _num(p["min"])
+        hi = "∞" if p.get("max") is None else _num(p["max"])
+        bits.append(f"range {lo}…{hi}")
+    return ", ".join(bits)
+
+
+def repeat_label(p: Dict[str, Any]) -> str:
+    """'Marks (list: x, y, 3; …)': a repeatable parameter's text argument says how it is written."""
+    labels = _component_labels(p)
+    item = ", ".join(labels) if labels else "value"
+    return f"{param_label(p)} (list: {item}; …)"
+
+
+def repeat_blurb(p: Dict[str, Any]) -> str:
+    """How to write the list, with an example: '60,20,1; -30,10,0.5'."""
+    labels = _component_labels(p)
+    if labels:
+        sample = [["120", "80"] + ["1"] * (len(labels) - 2), ["40", "60"] + ["0.5"] * (len(labels) - 2)] \
+            if _coordinates(p) else [["1"] * len(labels), ["0.5"] * len(labels)]
+        example = "; ".join(",".join(item) for item in sample)
+        item = f"{len(labels)} numbers separated by ',' ({', '.join(labels)})"
+    elif p.get("type") == "choice":
+        example = "; ".join(list(p.get("choices") or [])[:2])
+        item = "one of " + ", ".join(p.get("choices") or [])
+    else:
+        example = "1; 0.5" if p.get("type") == "float" else "1; 2"
+        item = "a number"
+    bits = [p.get("help") or "", f"any number of items separated by ';', each {item}, e.g. '{example}'"]
+    if _coordinates(p):
+        bits.append("x, y in image pixels")
+    if p.get("type") in ("float", "int", "vector") and (p.get("min") is not None or p.get("max") is not None):
+        lo = "−∞" if p.get("min") is None else _num(p["min"])
+        hi = "∞" if p.get("max") is None else _num(p["max"])
+        bits.append(f"each number within {lo}…{hi}")
+    return "; ".join(b for b in bits if b)
 
 
 def input_arg(name: str) -> str:
@@ -85,8 +150,10 @@ def format_value(p: Dict[str, Any], v: Any) -> str:
     unit = p.get("unit") or ""
     if v is None:
         return "auto"
-    if p.get("type") == "point":
-        return f"({_num(v[0])}, {_num(v[1])})"
+    if p.get("repeat"):
+        return "; ".join(format_value(dict(p, repeat=False), item) for item in v)
+    if p.get("type") in ("point", "vector"):
+        return "(" + ", ".join(_num(c) for c in v) + ")"
     if p.get("type") == "bool":
         return "on" if v else "off"
     if unit == "f-number":
@@ -104,7 +171,7 @@ def layer_name(op: Dict[str, Any], params: Dict[str, Any], max_settings: int = 3
     for p in op.get("params", []):
         if len(shown) >= max_settings:
             break
-        if p.get("type") not in ("float", "int", "choice"):
+        if p.get("type") not in ("float", "int", "choice") or p.get("repeat"):
             continue
         v = params.get(p["name"], p.get("default"))
         if v is None:
@@ -119,11 +186,21 @@ KIND_WORDS = {"depth": "Depth map", "normals": "Normal map", "reference": "Refer
 
 
 def input_word(inp: Dict[str, Any]) -> str:
-    return KIND_WORDS.get(inp.get("kind"), inp["name"].replace("_", " ").capitalize())
+    """'Depth map' for an input named after its kind; else its own name ('Light from normals'), since an
+    operator may take two inputs of one kind (a portrait's normal map and a reference's)."""
+    if inp["name"] == inp.get("kind") and inp.get("kind") in KIND_WORDS:
+        return KIND_WORDS[inp["kind"]]
+    return inp["name"].replace("_", " ").capitalize()
 
 
 def input_label(inp: Dict[str, Any]) -> str:
-    return f"{input_word(inp)} layer" + ("" if inp.get("required", True) else " (optional)")
+    """'Depth map layer (optional)', 'Light from normals layer (normal map, optional)'."""
+    notes = []
+    if inp["name"] != inp.get("kind") and inp.get("kind") in KIND_WORDS:
+        notes.append(KIND_WORDS[inp["kind"]].lower())
+    if not inp.get("required", True):
+        notes.append("optional")
+    return f"{input_word(inp)} layer" + (f" ({', '.join(notes)})" if notes else "")
 
 
 def input_file_label(inp: Dict[str, Any]) -> str:

@@ -1,9 +1,12 @@
 """Pixels in and out of GIMP layers, in image coordinates.
 
-Reads are always "R'G'B'A float" (sRGB-encoded float RGBA, the core's convention) whatever the image's
-precision; babl converts from 8/16-bit, half, linear or gamma storage. The result is written into a new layer
-created at the image's precision, so GIMP converts back. A region is (x, y, w, h) in image pixels; layer offsets
-are applied here so callers never see them.
+Pictures (colour) are read as "R'G'B'A float" (sRGB-encoded float RGBA, the core's convention) whatever the
+image's precision; babl converts from 8/16-bit, half, linear or gamma storage. Data layers (depth, normals,
+mask) are read in the layer's own storage format instead (`read_data`): no tone curve and no colour-space
+conversion touches them, so a linear 16-bit depth layer arrives as its very integers and a float one as its
+very floats (metres above 1.0 included). The result is written into a new layer created at the image's
+precision, so GIMP converts back. A region is (x, y, w, h) in image pixels; layer offsets are applied here so
+callers never see them.
 """
 from __future__ import annotations
 
@@ -65,6 +68,67 @@ def read_rgba(drawable, region: Region) -> bytes:
     return bytes(buf.get(Gegl.Rectangle.new(x - ox, y - oy, w, h), 1.0, RGBA_FLOAT, Gegl.AbyssPolicy.CLAMP))
 
 
+# GIMP's precisions by component type (the nick's first word): the plugin dtype that holds them exactly, and
+# what the core is told they were stored as (None: not one of u8/u16/f16/f32, so left unsaid).
+_COMPONENTS = {"u8": ("u8", "u8"), "u16": ("u16", "u16"), "half": ("f16", "f16"), "float": ("f32", "f32"),
+               "u32": ("f32", None), "double": ("f32", "f32")}
+_NATIVE_ITEMSIZE = {"u8": 1, "u16": 2, "u32": 4, "half": 2, "float": 4, "double": 8}
+
+
+def component(image) -> str:
+    """'u8', 'u16', 'u32', 'half', 'float' or 'double': how the image's layers store a channel."""
+    nick = image.get_precision().value_nick  # e.g. 'u16-linear', 'float-non-linear', 'half-perceptual'
+    word = nick.split("-")[0]
+    if word not in _COMPONENTS:
+        raise RegionError(f"AI Portrait does not know GIMP's precision '{nick}': convert the image with "
+                          f"Image > Precision")
+    return word
+
+
+def stored_as(image) -> Optional[str]:
+    """What the core is told about an input read from this image: 'u8', 'u16', 'f16' or 'f32' (double counts as
+    float; 32-bit integer images are not reported)."""
+    return _COMPONENTS[component(image)][1]
+
+
+def read_data(drawable, region: Region):
+    """A data layer's `region` exactly as stored, as a plugin Image: RGBA in the layer's own component type
+    (u8, u16, f16, f32; 32-bit integer and double are converted to float32), gray copied to R, G, B, a missing
+    alpha opaque. Read in the buffer's own format, so babl converts nothing (no TRC, no colour space)."""
+    from plugin.pixels import Image, to_rgba
+
+    if not covers(drawable, region):
+        read_rgba(drawable, region)  # raises the region message
+    ox, oy = offsets(drawable)
+    x, y, w, h = region
+    word = component(drawable.get_image())
+    raw = bytes(drawable.get_buffer().get(Gegl.Rectangle.new(x - ox, y - oy, w, h), 1.0, None,
+                                          Gegl.AbyssPolicy.CLAMP))  # format None: the buffer's own
+    size = _NATIVE_ITEMSIZE[word]
+    channels = len(raw) // (w * h * size)
+    if channels * w * h * size != len(raw) or channels not in (1, 2, 3, 4):
+        raise RegionError(f"layer '{drawable.get_name()}' gave {len(raw)} bytes for {w}×{h} pixels")
+    dtype = _COMPONENTS[word][0]
+    if word in ("u32", "double"):
+        raw = _to_float32(raw, word)
+    return to_rgba(Image(w, h, channels, dtype, raw), gray=drawable.is_gray())
+
+
+def _to_float32(raw: bytes, word: str) -> bytes:
+    """32-bit integers (v / (2³² − 1)) or doubles as float32 bytes, rounded once to nearest."""
+    import array
+    import sys
+    src = array.array("I" if word == "u32" else "d")
+    if src.itemsize != _NATIVE_ITEMSIZE[word]:
+        raise RegionError(f"this Python cannot read GIMP's {word} pixels: convert the image to 16-bit or float")
+    src.frombytes(raw)
+    scale = 1.0 / 4294967295.0 if word == "u32" else 1.0
+    out = array.array("f", (v * scale for v in src))
+    if sys.byteorder == "big":
+        out.byteswap()
+    return out.tobytes()
+
+
 def read_selection(image, region: Region) -> Optional[bytes]:
     """The selection's soft mask over `region` as float32 (0..1), or None when nothing is selected."""
     if Gimp.Selection.is_empty(image):
@@ -106,9 +170,10 @@ def add_selection_mask(layer) -> None:
     layer.add_mask(mask)
 
 
-def read_file_rgba(gfile, image, region: Region) -> bytes:
-    """float32 RGBA of `region` (image pixels) from a picture file, scaled to the image's size first when it
-    differs (a depth or normal map is often made at another resolution)."""
+def read_file_rgba(gfile, image, region: Region, data: bool = False):
+    """(pixels, stored_as) of `region` (image pixels) from a picture file, scaled to the image's size first when
+    it differs (a depth or normal map is often made at another resolution). pixels: float32 RGBA bytes of the
+    picture, or with `data` a plugin Image as stored in the file's own precision (see read_data)."""
     name = gfile.get_basename() if gfile is not None else "?"
     try:
         other = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, gfile)
@@ -117,10 +182,12 @@ def read_file_rgba(gfile, image, region: Region) -> bytes:
     if other is None:
         raise RegionError(f"cannot open '{name}'")
     try:
+        if data and other.get_base_type() == Gimp.ImageBaseType.INDEXED:
+            other.convert_rgb()  # palette indices are not the data: their colours are
         w, h = image.get_width(), image.get_height()
         if other.get_width() != w or other.get_height() != h:
             other.scale(w, h)
         layer = other.merge_visible_layers(Gimp.MergeType.CLIP_TO_IMAGE)  # image-sized, at offset 0
-        return read_rgba(layer, region)
+        return (read_data(layer, region) if data else read_rgba(layer, region)), stored_as(other)
     finally:
         other.delete()

@@ -47,7 +47,7 @@ def _apply_settings():
 
 
 def load():
-    """The `plugin` package with its submodules client, pixels, config imported."""
+    """The `plugin` package with its submodules client, pixels, config, params imported."""
     global _loaded
     if _loaded is not None:
         return _loaded
@@ -68,7 +68,7 @@ def load():
     if mod is None or not _is_ours(mod):
         raise BridgeMissing("AI Portrait's bridge (plugin/) is missing from the Krita plugin folder; reinstall with "
                             "'python3 install.py --hosts-only' from the AI Portrait checkout")
-    for sub in ("client", "pixels", "config"):
+    for sub in ("client", "pixels", "config", "params"):
         importlib.import_module(f"plugin.{sub}")
     _loaded = mod
     return mod

@@ -1,11 +1,15 @@
 """Widgets generated from the registry's JSON declarations: one control per parameter, one picker per input.
 
 Nothing here knows any operator: a float with a range becomes a slider plus a spin box showing its unit, an int
-the same with whole steps, a choice a combo box, a bool a check box, a point two pixel spin boxes, an optional
-parameter (None = derive it automatically) gets an 'auto' check box. Auxiliary inputs (depth, normals, reference,
-background, mask) become layer pickers and a 'frames' input the list of the selected layers.
+the same with whole steps, a choice a combo box, a bool a check box, a point two pixel spin boxes, a vector one
+spin box per number (x and y in pixels first when it holds coordinates), an optional parameter (None = derive it
+automatically) gets an 'auto' check box. A repeatable parameter (its value a list of items) is a column of
+rows, one control of its type per item with a '−' button, and an 'Add another' button under them. Parameters
+declared advanced sit in a collapsed 'Advanced' section at the end of the page. Auxiliary inputs (depth,
+normals, reference, background, mask) become layer pickers and a 'frames' input the list of the selected layers.
 
-Every control carries objectName 'param:<name>' or 'input:<name>' so tests (and styles) can find them.
+Every control carries objectName 'param:<name>' or 'input:<name>' so tests (and styles) can find them; the
+item controls inside a repeatable one are 'item:<name>:<k>'.
 """
 import math
 
@@ -243,6 +247,134 @@ class PointControl(_Base):
         self.ys.setValue(float(v[1]))
 
 
+class VectorControl(_Base):
+    """`size` numbers in one row; when the vector holds coordinates its first two are x, y in image pixels."""
+
+    def __init__(self, decl: dict, parent=None):
+        super().__init__(decl, parent)
+        n = 2 if decl.get("type") == "point" else int(decl.get("size") or 0)
+        coords = bool(decl.get("coordinates"))
+        lo, hi = decl.get("min"), decl.get("max")
+        self.spins = []
+        for k in range(n):
+            s = QtWidgets.QDoubleSpinBox(self)
+            s.setObjectName(f"spin:{decl['name']}:{k}")
+            if coords and k < 2:
+                s.setRange(float(lo) if lo is not None else -1e6, float(hi) if hi is not None else 1e6)
+                s.setDecimals(2)   # sub-pixel positions
+                s.setPrefix(f"{'xy'[k]} ")
+                s.setSuffix(" px")
+            else:
+                s.setRange(float(lo) if lo is not None else -1e9, float(hi) if hi is not None else 1e9)
+                s.setDecimals(max(_decimals(decl), 3))
+                if decl.get("step"):
+                    s.setSingleStep(float(decl["step"]))
+                elif lo is not None and hi is not None:
+                    s.setSingleStep(max((hi - lo) / 100.0, 10.0 ** -s.decimals()))
+            s.setToolTip(f"number {k + 1} of {n}")
+            # a spin box asks for the width of its widest possible text (±1e9): let the row share the docker's
+            # width instead, down to a readable minimum
+            s.setSizePolicy(enum(QtWidgets.QSizePolicy, "Policy", "Ignored"),
+                            enum(QtWidgets.QSizePolicy, "Policy", "Fixed"))
+            s.setMinimumWidth(64)
+            self.spins.append(s)
+            self._row.addWidget(s, 1)
+        self._finish()
+
+    def _editors(self):
+        return list(self.spins)
+
+    def _get(self):
+        return [float(s.value()) for s in self.spins]
+
+    def _set(self, v):
+        if isinstance(v, str):
+            v = [float(c) for c in v.replace(" ", "").split(",") if c]
+        for s, c in zip(self.spins, v):
+            s.setValue(float(c))
+
+
+class RepeatControl(_Base):
+    """A list of items: one control of the parameter's type per row, '−' to remove a row, 'Add another' to
+    append one (a copy of the last row, so a second light starts where the first is)."""
+
+    def __init__(self, decl: dict, parent=None):
+        super().__init__(decl, parent)
+        # each row edits one item: the same declaration, not repeatable, always holding a value
+        self.item_decl = dict(decl, repeat=False, optional=False, default=None, advanced=False)
+        box = QtWidgets.QWidget(self)
+        col = QtWidgets.QVBoxLayout(box)
+        col.setContentsMargins(0, 0, 0, 0)
+        col.setSpacing(2)
+        self.rows_box = QtWidgets.QWidget(box)
+        self.rows_layout = QtWidgets.QVBoxLayout(self.rows_box)
+        self.rows_layout.setContentsMargins(0, 0, 0, 0)
+        self.rows_layout.setSpacing(2)
+        self.empty = QtWidgets.QLabel("(none)", box)
+        self.add_button = QtWidgets.QPushButton("Add another", box)
+        self.add_button.setObjectName(f"add:{decl['name']}")
+        self.add_button.setToolTip("add one more item")
+        self.add_button.clicked.connect(lambda *_: self.add_row())
+        col.addWidget(self.rows_box)
+        col.addWidget(self.empty)
+        col.addWidget(self.add_button)
+        self._row.addWidget(box, 1)
+        self.rows = []   # [(row widget, item control)]
+        self._finish()
+
+    def add_row(self, value=None):
+        """Append a row holding `value` (None: a copy of the last row, or the control's blank value)."""
+        line = QtWidgets.QWidget(self.rows_box)
+        row = QtWidgets.QHBoxLayout(line)
+        row.setContentsMargins(0, 0, 0, 0)
+        ctl = make_param_control(self.item_decl, line)
+        ctl.setObjectName(f"item:{self.decl['name']}:{len(self.rows)}")
+        if value is None and self.rows:
+            value = self.rows[-1][1].value()
+        if value is not None:
+            ctl.set_value(value)
+        remove = QtWidgets.QToolButton(line)
+        remove.setText("−")
+        remove.setToolTip("remove this item")
+        remove.clicked.connect(lambda *_: self.remove_row(line))
+        row.addWidget(ctl, 1)
+        row.addWidget(remove)
+        self.rows_layout.addWidget(line)
+        self.rows.append((line, ctl))
+        self._update()
+        return ctl
+
+    def remove_row(self, line):
+        self.rows = [(w, c) for w, c in self.rows if w is not line]
+        self.rows_layout.removeWidget(line)
+        line.setParent(None)
+        line.deleteLater()
+        for k, (_w, c) in enumerate(self.rows):
+            c.setObjectName(f"item:{self.decl['name']}:{k}")
+        self._update()
+
+    def clear(self):
+        for line, _c in list(self.rows):
+            self.remove_row(line)
+
+    def _update(self):
+        self.empty.setVisible(not self.rows)
+
+    def _editors(self):
+        return [self.rows_box, self.add_button]
+
+    def _get(self):
+        return [c.value() for _w, c in self.rows]
+
+    def _set(self, v):
+        if isinstance(v, str):   # "60,20,1; -30,10,0.5": the text form hosts and the CLI share
+            from .bridge import load
+            v = load().params.parse_items(self.decl, v)
+        self.clear()
+        for item in v or []:
+            self.add_row(item)
+
+
 class StringControl(_Base):
     def __init__(self, decl: dict, parent=None):
         super().__init__(decl, parent)
@@ -261,10 +393,12 @@ class StringControl(_Base):
 
 
 PARAM_CONTROLS = {"float": NumberControl, "int": NumberControl, "bool": BoolControl, "choice": ChoiceControl,
-                  "point": PointControl, "string": StringControl}
+                  "point": PointControl, "vector": VectorControl, "string": StringControl}
 
 
 def make_param_control(decl: dict, parent=None):
+    if decl.get("repeat"):
+        return RepeatControl(decl, parent)
     cls = PARAM_CONTROLS.get(decl.get("type"), StringControl)  # an unknown future type still gets a text box
     return cls(decl, parent)
 
@@ -369,12 +503,42 @@ class OperatorPage(QtWidgets.QWidget):
                 picker = LayerPicker(inp, self)
                 self.pickers[inp["name"]] = picker
                 form.addRow(_label(inp["name"], inp["kind"]), picker)
+        self.advanced = None
+        advanced_form = None
         for p in op.get("params", []):
-            ctl = make_param_control(p, self)
+            where = form
+            if p.get("advanced"):
+                if advanced_form is None:
+                    advanced_form = self._advanced_section(form)
+                where = advanced_form
+            ctl = make_param_control(p, self.advanced if p.get("advanced") else self)
             self.params[p["name"]] = ctl
-            lab = QtWidgets.QLabel(p.get("title") or p["name"].replace("_", " ").capitalize(), self)
+            lab = QtWidgets.QLabel(p.get("title") or p["name"].replace("_", " ").capitalize(), ctl.parent())
             lab.setToolTip(ctl.toolTip())
-            form.addRow(lab, ctl)
+            where.addRow(lab, ctl)
+
+    def _advanced_section(self, form):
+        """A collapsed 'Advanced' section at the end of the page (a toggle button opening a sub-form)."""
+        self.advanced_button = QtWidgets.QToolButton(self)
+        self.advanced_button.setObjectName("advanced_toggle")
+        self.advanced_button.setText("Advanced")
+        self.advanced_button.setCheckable(True)
+        self.advanced_button.setToolButtonStyle(enum(Qt, "ToolButtonStyle", "ToolButtonTextBesideIcon"))
+        self.advanced_button.setArrowType(enum(Qt, "ArrowType", "RightArrow"))
+        self.advanced_button.setAutoRaise(True)
+        self.advanced = QtWidgets.QWidget(self)
+        self.advanced.setObjectName("advanced")
+        sub = QtWidgets.QFormLayout(self.advanced)
+        sub.setContentsMargins(12, 0, 0, 0)
+        self.advanced.setVisible(False)
+
+        def toggled(on):
+            self.advanced.setVisible(bool(on))
+            self.advanced_button.setArrowType(enum(Qt, "ArrowType", "DownArrow" if on else "RightArrow"))
+        self.advanced_button.toggled.connect(toggled)
+        form.addRow(self.advanced_button)
+        form.addRow(self.advanced)
+        return sub
 
     def param_values(self) -> dict:
         return {name: ctl.value() for name, ctl in self.params.items()}

@@ -256,7 +256,14 @@ class AIPortraitDocker(DockWidget):
     def _operator_changed(self, index):
         page = self.current_page()
         if page is not None:
+            # a stack is as wide as its widest page: let only the shown page count, so a wide page elsewhere
+            # (many numbers in a row) does not push this one past the docker's edge
+            preferred = enum(QtWidgets.QSizePolicy, "Policy", "Preferred")
+            ignored = enum(QtWidgets.QSizePolicy, "Policy", "Ignored")
+            for other in self.pages.values():
+                other.setSizePolicy(preferred if other is page else ignored, preferred if other is page else ignored)
             self.stack.setCurrentWidget(page)
+            self.stack.adjustSize()
             self.op_combo.setToolTip(page.op.get("help", ""))
             self._refresh_layers()
 

@@ -3,7 +3,13 @@
 Krita hands `Node.pixelData(x, y, w, h)` as raw bytes in the layer's colour space. For RGBA: integer depths
 (U8, U16) are laid out B, G, R, A and float depths (F16, F32) R, G, B, A, native byte order. The worker wants
 R, G, B, A, so plugin.pixels swizzles integer layouts; the bit depth itself travels as is (the worker converts).
-A selection reads as 1 byte per pixel over the whole canvas (0 outside): it becomes the soft mask.
+A selection reads as 1 byte per pixel over the whole canvas (0 outside): it becomes the soft mask. The whole
+canvas goes to the worker (no crop to the selection), so pixel coordinates in parameters are document pixels
+and need no shift.
+
+Colour layers with a linear profile are sRGB-encoded for the worker (transfer.py). Data layers (depth, normals,
+mask) are not: their bytes go as stored, in the layer's own depth, with no tone curve and no profile conversion
+(a layer may have another depth and profile than its document: a float depth layer in an 8-bit photo).
 
 Results never overwrite the source (Krita's Python API has no undo macro): each lands on a NEW paint layer
 directly above the source, optionally clipped by a transparency mask made from the selection, and the run's
@@ -49,8 +55,9 @@ def canvas_size(doc):
     return int(doc.width()), int(doc.height())
 
 
-def read_layer(doc, node, role: str = "layer"):
-    """The whole canvas of `node` as a plugin Image (R, G, B, A; the layer's own bit depth)."""
+def read_layer(doc, node, role: str = "layer", data: bool = False):
+    """The whole canvas of `node` as a plugin Image (R, G, B, A; the layer's own bit depth). A colour layer with
+    a linear profile is sRGB-encoded (float32); a `data` layer (depth, normals, mask) comes exactly as stored."""
     dtype = check_layer(node, role)
     w, h = canvas_size(doc)
     raw = bytes(node.pixelData(0, 0, w, h))
@@ -59,8 +66,8 @@ def read_layer(doc, node, role: str = "layer"):
         raise HostError(f"{role} '{node.name()}' returned {len(raw)} bytes for a {w}x{h} canvas "
                         f"(expected {expected}); is it a paint layer?")
     img = image_class().from_krita(raw, w, h, node.colorDepth())
-    if is_linear(node):
-        img = transfer.encode(img)   # the worker takes sRGB-encoded values
+    if is_linear(node) and not data:
+        img = transfer.encode(img)   # the worker takes sRGB-encoded pictures; data is not a picture
     return img
 
 

@@ -40,10 +40,12 @@ def close_client():
 class Request:
     """Everything a run needs, captured on the GUI thread so later edits to the document do not matter."""
 
-    def __init__(self, doc, source, op, inputs, params, mask, seed, clip_to_selection, selection, anchor=None):
+    def __init__(self, doc, source, op, inputs, params, mask, seed, clip_to_selection, selection, anchor=None,
+                 stored_as=None):
         self.doc, self.source, self.op = doc, source, op
         self.anchor = anchor or source      # the new layer goes right above this one
         self.inputs, self.params, self.mask, self.seed = inputs, params, mask, seed
+        self.stored_as = dict(stored_as or {})   # {input name: its layer's depth, 'u8' | 'u16' | 'f16' | 'f32'}
         self.clip_to_selection = clip_to_selection
         self.selection = selection          # a copy of the selection at Apply time (for the optional mask)
         self.started = time.time()
@@ -66,11 +68,13 @@ def prepare(doc, source, op: dict, picks=None, frames=None, params=None, seed=0,
     if source is None:
         raise HostError("no active layer: select the layer to work on in the Layers docker")
     picks = picks or {}
-    inputs = {}
+    inputs, stored_as = {}, {}
+    data_kinds = load().params.DATA_KINDS
     for inp in op["inputs"]:
         kind, name = inp["kind"], inp["name"]
         if kind == "image":
             inputs[name] = document.read_layer(doc, source, "the active layer")
+            stored_as[name] = document.check_layer(source)
         elif kind == "frames":
             nodes = list(frames or [])
             if not nodes:
@@ -79,6 +83,7 @@ def prepare(doc, source, op: dict, picks=None, frames=None, params=None, seed=0,
                 raise HostError(f"{op.get('title', op['name'])} needs several frames: select the frame layers "
                                 f"in the Layers docker and press 'Use selected layers'")
             inputs[name] = [document.read_layer(doc, n, f"frame '{n.name()}'") for n in nodes]
+            stored_as[name] = document.check_layer(nodes[0])
         else:
             node = picks.get(name)
             if node is None:
@@ -86,7 +91,8 @@ def prepare(doc, source, op: dict, picks=None, frames=None, params=None, seed=0,
                     raise HostError(f"{op.get('title', op['name'])} needs a {kind} layer for '{name}': "
                                     f"{inp.get('help', '')}")
                 continue
-            inputs[name] = document.read_layer(doc, node, f"{kind} layer")
+            inputs[name] = document.read_layer(doc, node, f"{kind} layer", data=kind in data_kinds)
+            stored_as[name] = document.check_layer(node)
     mask = document.read_selection(doc) if use_selection else None
     selection = doc.selection().duplicate() if (clip_to_selection and doc.selection() is not None) else None
     anchor = source
@@ -94,8 +100,10 @@ def prepare(doc, source, op: dict, picks=None, frames=None, params=None, seed=0,
         # a burst's result goes above the top-most frame, or the frames above it would hide it
         order = {document.node_id(n): k for k, (n, _) in enumerate(document.list_layers(doc))}
         anchor = min(frames, key=lambda n: order.get(document.node_id(n), len(order)))
+    # Krita sends the whole canvas (no crop to the selection): coordinates in `params` are document pixels,
+    # which are the worker's pixels, so nothing is shifted here.
     req = Request(doc, source, op, inputs, dict(params or {}), mask, int(seed), clip_to_selection, selection,
-                  anchor)
+                  anchor, stored_as)
     # Linear layers go through a tone-curve round trip; keep their raw bytes so that pixels outside the
     # selection can be copied back exactly (only then: it costs a copy of the base picture).
     req.linear_bases = []
@@ -111,7 +119,7 @@ def execute(req: Request, progress=None, cancel=None, worker=None):
     """Run on the worker (blocking). Raises the bridge's WorkerError / WorkerCancelled."""
     worker = worker or client()
     return worker.run(req.op["name"], inputs=req.inputs, params=req.params, mask=req.mask, seed=req.seed,
-                      progress=progress, cancel=cancel)
+                      progress=progress, cancel=cancel, stored_as=req.stored_as)
 
 
 def kept_pixels(req: Request, result):
@@ -152,6 +160,7 @@ def finish(req: Request, result, defer_clip=False):
     info.setdefault("params", req.params)
     info.setdefault("seed", req.seed)
     info["source_layer"] = req.source.name()
+    info["stored_as"] = req.stored_as
     info["selection_used"] = req.mask is not None
     info["host"] = "krita " + Krita.instance().version()
     info["seconds"] = round(time.time() - req.started, 3)

@@ -26,7 +26,11 @@ with open(PLAN, "r", encoding="utf-8") as _fh:  # noqa: F821 - PLAN comes from t
     plan = json.load(_fh)
 OUT = plan["out_dir"]
 PRECISION = {"u8": Gimp.Precision.U8_NON_LINEAR, "u16": Gimp.Precision.U16_NON_LINEAR,
+             "u16l": Gimp.Precision.U16_LINEAR, "f16": Gimp.Precision.HALF_LINEAR,
              "f32": Gimp.Precision.FLOAT_LINEAR}
+# Data layers read back in their image's own tone curve: the values as stored, as float.
+DATA_FLOAT = {"u8": "R'G'B'A float", "u16": "R'G'B'A float", "u16l": "RGBA float", "f16": "RGBA float",
+              "f32": "RGBA float"}
 
 
 def read_raw(name):
@@ -39,14 +43,14 @@ def dump(name, data):
         fh.write(data)
 
 
-def new_layer(img, name, w, h, data, x=0, y=0, position=0, parent=None):
+def new_layer(img, name, w, h, data, x=0, y=0, position=0, parent=None, fmt=RGBA_FLOAT):
     gray = img.get_base_type() == Gimp.ImageBaseType.GRAY
     kind = Gimp.ImageType.GRAYA_IMAGE if gray else Gimp.ImageType.RGBA_IMAGE
     layer = Gimp.Layer.new(img, name, w, h, kind, 100.0, Gimp.LayerMode.NORMAL)
     img.insert_layer(layer, parent, position)
     layer.set_offsets(x, y)
     buf = layer.get_buffer()
-    buf.set(Gegl.Rectangle.new(0, 0, w, h), RGBA_FLOAT, data)
+    buf.set(Gegl.Rectangle.new(0, 0, w, h), fmt, data)
     buf.flush()
     return layer
 
@@ -94,6 +98,12 @@ def _run_in(img, case, cw, ch, sw, sh, ox, oy):
     aux = {}
     for name, fname in case.get("aux", {}).items():
         aux[name] = new_layer(img, f"aux {name}", cw, ch, read_raw(fname))
+    for name, (fname, fmt) in case.get("aux_native", {}).items():
+        # data written in the layer's own storage format ("RGBA u16" in a linear 16-bit image): these exact
+        # values are what the worker must receive; read back natively to show the layer holds them
+        aux[name] = new_layer(img, f"aux {name}", cw, ch, read_raw(fname), fmt=fmt)
+        dump(f"{case['id']}.aux-{name}.native", bytes(aux[name].get_buffer().get(
+            Gegl.Rectangle.new(0, 0, cw, ch), 1.0, None, Gegl.AbyssPolicy.NONE)))
     frames = [new_layer(img, f"frame {k}", sw, sh, read_raw(fname), ox, oy)
               for k, fname in enumerate(case.get("frames", []))]
     group = None
@@ -121,6 +131,12 @@ def _run_in(img, case, cw, ch, sw, sh, ox, oy):
         name = f"{case['precision']}{'.gray' if case.get('gray') else ''}.{role}.stored.f32"
         if not os.path.exists(os.path.join(OUT, name)):
             dump(name, data)
+    for n, layer in aux.items():  # what a data layer holds, without the sRGB curve a linear image would add
+        name = f"{case['precision']}{'.gray' if case.get('gray') else ''}.aux-{n}.data.stored.f32"
+        if n not in case.get("aux_native", {}) and not os.path.exists(os.path.join(OUT, name)):
+            w, h = layer.get_width(), layer.get_height()
+            dump(name, bytes(layer.get_buffer().get(Gegl.Rectangle.new(0, 0, w, h), 1.0,
+                                                    DATA_FLOAT[case["precision"]], Gegl.AbyssPolicy.NONE)))
     before_ids = [layer.get_id() for layer in stack(img)]
 
     proc = Gimp.get_pdb().lookup_procedure(case["proc"])
@@ -186,9 +202,13 @@ def undo_in_gui(img, layers_before, watched, before_px):
     """Press Ctrl+Z in the image's window (xdotool on the Xvfb display) and see what is left."""
     Gimp.displays_flush()
     pattern = r"\[Untitled\]-%d\.0 " % img.get_id()
-    found = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", pattern], capture_output=True,
-                           text=True, timeout=30)
-    windows = found.stdout.split()
+    for _attempt in range(10):  # a window closing meanwhile (the dialog) can make one search fail (BadWindow)
+        found = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", pattern], capture_output=True,
+                               text=True, timeout=30)
+        windows = found.stdout.split()
+        if windows:
+            break
+        time.sleep(0.5)
     if not windows:
         return {"error": "image window not found: " + found.stderr}
     subprocess.run(["xdotool", "windowfocus", "--sync", windows[0], "key", "ctrl+z"], timeout=30)

@@ -51,7 +51,12 @@ SOURCE_OFFSET = (21, 13)    # the source layer's offset on the canvas
 SELECTION = (60, 30, 150, 150)  # ellipse x, y, w, h on the canvas, around the face
 FEATHER_PX = 12.0
 MARK_IMAGE_XY = (130.0, 100.0)   # gimptest_mix's point, in image pixels (inside the selection)
-TEST_OPS = ("test_scale", "test_mean", "test_fail", "gimptest_mix")
+TEST_OPS = ("test_scale", "test_mean", "test_fail", "test_inputs", "gimptest_mix")
+# test_inputs' repeatable x, y, level marks in image pixels (inside the feathered selection's full part)
+MARKS_TEXT = "130,100,0.9; 110,90,0.1; 150.5,125.25,0.5"
+MARKS = [[130.0, 100.0, 0.9], [110.0, 90.0, 0.1], [150.5, 125.25, 0.5]]
+LEVELS_TEXT = "0.1; 0.2; 0.3"
+DIALOG_MARKS = "120,90,0.8; 140,110,0.3"   # preset in the GUI run, where the dialog then adds a row
 PRECISIONS = ("u8", "f32")
 
 
@@ -178,6 +183,7 @@ def _run_gimp(chroot, work, inside, plan, plan_name, gui=False):
              "-b", f'PLAN="{inside}/{plan_name}"; exec(open("{inside}/gimp_batch.py").read())', "--quit"]
     if gui:  # the real GUI on a virtual display, so the plug-in's dialogs are built and shown
         gimp = env + ["AI_PORTRAIT_DIALOG_AUTO_OK_MS=1500", f"AI_PORTRAIT_DIALOG_SNAPSHOT_DIR={plan['out_dir']}",
+                      "AI_PORTRAIT_DIALOG_ADD_ROWS=Test inputs",
                       "xvfb-run", "-a", "gimp-3.0", "-df", "--no-splash"]
     else:
         gimp = env + ["gimp-console-3.0", "-i", "-df"]
@@ -198,8 +204,11 @@ def _gui_plan(plan):
         if case["op"] in seen or case.get("kill") or case.get("files") or case["id"].count(".") != 2:
             continue
         seen.add(case["op"])
+        args = dict(case["args"])
+        if case["op"] == "test_inputs":  # rows to show; the dialog adds one more (AI_PORTRAIT_DIALOG_ADD_ROWS)
+            args[_arg("marks")] = DIALOG_MARKS
         cases.append(dict(case, id=case["id"] + ".dialog", interactive=True, precision="u8", selection=False,
-                          undo=True))
+                          undo=True, args=args))
     return dict(plan, cases=cases, out_dir=plan["out_dir"] + "-gui")
 
 
@@ -258,6 +267,19 @@ def _aux_image(kind, w, h):
     return _rgba(tex)
 
 
+def _gives(op, inp, image):
+    """Whether the plan gives input `inp` a layer: always when required; an optional one when the operator's
+    demo uses it (an operator may refuse some combinations, e.g. a normal map and a depth map together), or
+    for an operator without a demo."""
+    if inp.get("required", True):
+        return True
+    demo = registry.get(op["name"]).demo
+    if demo is None:
+        return True
+    inputs, _ = demo(image, 0)
+    return inputs.get(inp["name"]) is not None
+
+
 def _plan(ops, work, inside):
     cw, ch = CANVAS
     src_rgb = np.ascontiguousarray(scenes.portrait()[PORTRAIT_CROP])
@@ -277,7 +299,7 @@ def _plan(ops, work, inside):
     cases = []
     for op in ops.values():
         primary = next(i for i in op["inputs"] if i["kind"] in ("image", "frames"))
-        extra = [i for i in op["inputs"] if i is not primary]
+        extra = [i for i in op["inputs"] if i is not primary and _gives(op, i, src_rgb)]
         aux, aux_args = {}, {}
         for inp in extra:
             fname = f"aux-{inp['kind']}.f32"
@@ -312,6 +334,7 @@ def _plan(ops, work, inside):
         cases.append({"id": f"gimptest_mix.{precision}.file", "op": "gimptest_mix", "proc": _proc("gimptest_mix"),
                       "precision": precision, "selection": True, "aux": {}, "aux_args": {}, "frames": [],
                       "args": {}, "files": {_arg("depth-file"): f"{inside}/in/depth.png"}, "expect": "success"})
+    cases += _data_and_marks_cases(work)
     # A greyscale image, and a source inside a layer group.
     # A layer mask from the selection, on request.
     for cid, extra in (("test_scale.gray", {"gray": True}), ("test_scale.group", {"group": True}),
@@ -335,6 +358,66 @@ def _plan(ops, work, inside):
             "selection": list(SELECTION), "feather_px": FEATHER_PX, "cases": cases,
             "expect_procs": [_proc(n) for n in ops]}
     return plan, truth
+
+
+# Data layers written in their image's own storage (precision, babl format of an RGBA layer there).
+DATA_PRECISIONS = {"u16l": ("u16", "RGBA u16"), "f16": ("f16", "RGBA half"), "f32": ("f32", "RGBA float"),
+                   "u8": ("u8", "R'G'B'A u8")}
+
+
+def _data_values(kind, dtype, rng):
+    """Canvas-sized RGBA data of `kind` stored as `dtype`: a 16-bit disparity using the whole integer range, a
+    float depth in metres (far above 1.0), unit normals ((n + 1) / 2 for integers, raw with negatives for
+    floats), a matte; every channel its own values, so channel order shows too."""
+    cw, ch = CANVAS
+    if kind == "normals":
+        n = rng.normal(0, 1, (ch, cw, 3))
+        n[..., 2] = np.abs(n[..., 2]) + 0.2
+        v = n / np.linalg.norm(n, axis=2, keepdims=True)
+        if dtype in ("u8", "u16"):
+            m = 255 if dtype == "u8" else 65535
+            v = np.rint((v + 1) / 2 * m)
+    elif kind == "depth":
+        v = (rng.integers(0, 65536, (ch, cw, 3)) if dtype == "u16" else rng.integers(0, 256, (ch, cw, 3))
+             if dtype == "u8" else rng.uniform(0.3, 40.0, (ch, cw, 3)))
+    else:
+        v = rng.uniform(0, 1, (ch, cw, 3))
+        if dtype in ("u8", "u16"):
+            v = np.rint(v * (255 if dtype == "u8" else 65535))
+    np_dtype = {"u8": "u1", "u16": "<u2", "f16": "<f2", "f32": "<f4"}[dtype]
+    one = {"u8": 255, "u16": 65535}.get(dtype, 1.0)
+    return np.concatenate([v, np.full((ch, cw, 1), one)], axis=2).astype(np_dtype)
+
+
+def _data_and_marks_cases(work):
+    """test_inputs cases. Data: layers holding known values in linear 16-bit, half, float and 8-bit images,
+    which must reach the worker bit-exact with their precision as stored_as. Marks: a repeatable coordinate
+    vector and a repeatable float list given as text to a non-interactive call, with a selection."""
+    rng = np.random.default_rng(5)
+    cases = []
+    kinds_for = {"u16l": ("depth", "normals"), "f32": ("depth", "normals", "matte"), "f16": ("depth",),
+                 "u8": ("normals", "matte")}
+    for precision, names in kinds_for.items():
+        dtype, fmt = DATA_PRECISIONS[precision]
+        native = {}
+        for name in names:
+            kind = {"matte": "mask"}.get(name, name)
+            fname = f"data-{precision}-{name}.raw"
+            _data_values(kind, dtype, rng).tofile(os.path.join(work, "in", fname))
+            native[name] = [fname, fmt]
+        cases.append({"id": f"test_inputs.data.{precision}", "op": "test_inputs", "proc": _proc("test_inputs"),
+                      "precision": precision, "selection": False, "aux": {}, "aux_native": native,
+                      "aux_args": {_input_arg(n): n for n in names}, "frames": [], "args": {}, "data": dtype,
+                      "expect": "success"})
+    for precision in ("u8", "f32"):
+        cases.append({"id": f"test_inputs.marks.{precision}", "op": "test_inputs", "proc": _proc("test_inputs"),
+                      "precision": precision, "selection": True, "aux": {}, "aux_args": {}, "frames": [],
+                      "args": {_arg("marks"): MARKS_TEXT, _arg("levels"): LEVELS_TEXT, _arg("tint-1"): 1.0,
+                               _arg("tint-2"): 1.0, _arg("tint-3"): 1.0}, "marks": True, "expect": "success"})
+    cases.append({"id": "test_inputs.badlist", "op": "test_inputs", "proc": _proc("test_inputs"),
+                  "precision": "u8", "selection": False, "aux": {}, "aux_args": {}, "frames": [],
+                  "args": {_arg("marks"): "130,100"}, "expect": "error"})
+    return cases
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -495,9 +578,50 @@ def _stored(session, precision, role, w, h):
     return _load(session, f"{precision}.{role}.stored.f32", w, h)
 
 
-def _params(case):
-    return {k.replace("-", "_"): v for k, v in case["args"].items()
-            if not k.startswith("mark") and k != "selection-as-mask"}
+def _core_params(op, args, origin):
+    """The parameters the worker should get for a case's procedure arguments: lists read from their text,
+    vectors from their numbers, every coordinate (defaults included) moved from image pixels into the region
+    whose top-left corner is `origin`."""
+    from ai_portrait import describe
+    from plugin import params as hp
+    values = {}
+    for p in op["params"]:
+        n = p["name"]
+        auto = _arg(n + "-auto")
+        if auto in args:
+            if args[auto]:
+                values[n] = None
+                continue
+        if p.get("repeat"):
+            if _arg(n) in args:
+                values[n] = hp.parse_items(p, args[_arg(n)])
+        elif p["type"] in ("point", "vector"):
+            keys = describe.component_args(p)
+            if any(k in args for k in keys):
+                base = list(p["default"] if p["default"] is not None else [0.0] * len(keys))
+                values[n] = [float(args.get(k, d)) for k, d in zip(keys, base)]
+        elif _arg(n) in args:
+            values[n] = args[_arg(n)]
+    for p in op["params"]:
+        if p.get("coordinates") and p["name"] not in values and p["default"] is not None:
+            values[p["name"]] = p["default"]
+    return hp.shift_coordinates(op["params"], values, origin[0], origin[1])
+
+
+def _data_layer(session, case, name, region):
+    """A data layer as the test wrote it (its own storage), cropped to `region`, as float32 the plugin way."""
+    from plugin.pixels import convert
+    x, y, w, h = region
+    cw, ch = CANVAS
+    dtype = case["data"]
+    raw = np.fromfile(os.path.join(session["out"], "..", "in", case["aux_native"][name][0]),
+                      {"u8": "u1", "u16": "<u2", "f16": "<f2", "f32": "<f4"}[dtype]).reshape(ch, cw, 4)
+    crop = np.ascontiguousarray(raw[y:y + h, x:x + w])
+    return np.asarray(convert(crop.tobytes(), dtype, "f32")).view("<f4").reshape(h, w, 4)
+
+
+def _stored_as(case):
+    return {"u8": "u8", "u16": "u16", "u16l": "u16", "f16": "f16", "f32": "f32"}[case["precision"]]
 
 
 def _expected(session, case, region, sel):
@@ -513,6 +637,7 @@ def _expected(session, case, region, sel):
     q = q + (".gray" if case.get("gray") else "")
     source = crop(_stored(session, q, "source", sw, sh), ox, oy)
     inputs = {}
+    stored_as = {i["name"]: _stored_as(case) for i in op["inputs"]}
     if primary["kind"] == "frames":
         inputs[primary["name"]] = [source] + [crop(_stored(session, q, f"frame{k}", sw, sh), ox, oy)
                                               for k in range(len(case["frames"]))]
@@ -520,15 +645,19 @@ def _expected(session, case, region, sel):
         inputs[primary["name"]] = source
     for inp in op["inputs"]:
         if inp is not primary and inp["name"] in case["aux_args"].values():
-            inputs[inp["name"]] = crop(_stored(session, q, f"aux-{inp['name']}", cw, ch), 0, 0)
+            if case.get("aux_native"):
+                inputs[inp["name"]] = _data_layer(session, case, inp["name"], region)
+            else:  # data layers arrive as stored (no sRGB curve in a linear image), pictures sRGB-encoded
+                role = f"aux-{inp['name']}" + (".data" if inp["kind"] in registry.DATA_KINDS else "")
+                inputs[inp["name"]] = crop(_stored(session, q, role, cw, ch), 0, 0)
     if case.get("files"):
         from core.imaging.io import read_image
         inputs["depth"] = crop(read_image(session["truth"]["depth_png"]).pixels, 0, 0)
-    params = _params(case)
-    if _arg("mark-x") in case["args"]:
-        params["mark"] = (MARK_IMAGE_XY[0] - x, MARK_IMAGE_XY[1] - y)
+        stored_as["depth"] = "u16"
+    params = _core_params(op, case["args"], (x, y))
     mask = None if sel is None else sel[y:y + h, x:x + w]
-    out = registry.run(case["op"], inputs, params, mask=mask, seed=0)
+    stored_as = {k: v for k, v in stored_as.items() if inputs.get(k) is not None}
+    out = registry.run(case["op"], inputs, params, mask=mask, seed=0, stored_as=stored_as)
     return out.image, out.base
 
 
@@ -550,7 +679,7 @@ def test_results_cover_the_selection_and_match_the_core(session):
         want, src = _expected(session, case, (x, y, w, h), sel)
         if case["precision"] == "u8":  # an 8-bit layer cannot hold values outside 0..1
             want = np.clip(want, 0.0, 1.0)
-        tol = 0.5 / 255 + 1e-4 if case["precision"] == "u8" else 2e-4
+        tol = {"u8": 0.5 / 255 + 1e-4, "f16": 1.5e-3}.get(case["precision"], 2e-4)
         err = float(np.abs(got - want).max())
         report.append(f"{case['id']}: max |GIMP - core| = {err:.2e}, {r['seconds']:.1f} s in GIMP")
         if err > tol:
@@ -586,6 +715,83 @@ def test_point_parameter_lands_on_the_image_pixel(session):
         assert np.allclose(got[py, px, :3], (1, 0, 0), atol=1e-3), got[py - 1:py + 2, px - 1:px + 2, :3]
 
 
+def test_data_layers_arrive_bit_exact_with_their_storage(session):
+    """Depth, normal-map and matte layers in linear 16-bit, linear half, linear float and 8-bit images reach the
+    operator exactly as stored (sha256 of its float32 array = that of the written values, cropped to the
+    region and converted as plugin.pixels does: no sRGB curve, no colour conversion), and stored_as is the
+    image's precision; the image itself is reported too."""
+    import hashlib
+    checked = []
+    for case in _cases(session):
+        if not case.get("aux_native"):
+            continue
+        r = session["results"][case["id"]]
+        assert r.get("status") == "success", (case["id"], r.get("status"), r.get("message"), r.get("crash"))
+        info = r["new"][0]["provenance"]["info"]
+        x, y, w, h, _ = _region(session, case)
+        cw, ch = CANVAS
+        for name, (fname, fmt) in case["aux_native"].items():
+            with open(os.path.join(session["out"], "..", "in", fname), "rb") as fh:
+                written = fh.read()
+            with open(os.path.join(session["out"], f"{case['id']}.aux-{name}.native"), "rb") as fh:
+                assert fh.read() == written, f"{case['id']}: the {fmt} layer does not hold what was written"
+            want = hashlib.sha256(_data_layer(session, case, name, (x, y, w, h)).tobytes()).hexdigest()
+            assert info["shapes"][name] == [h, w, 4], (case["id"], name, info["shapes"])
+            assert info["hashes"][name] == want, f"{case['id']}: {name} ({fmt}) did not arrive as stored"
+            assert info["stored_as"][name] == case["data"], (case["id"], name, info["stored_as"])
+            checked.append(f"{case['id']}:{name}")
+        assert info["stored_as"]["image"] == case["data"], info["stored_as"]
+    print("bit-exact data layers in GIMP:", checked)
+    assert len(checked) == 8
+
+
+def test_every_coordinate_of_every_item_is_shifted_and_lands_on_its_pixel(session):
+    """A repeatable x, y, level vector given as text to a non-interactive call: the worker gets every item,
+    moved into the selection's bounds, and each mark is painted on the image pixel it names; a repeatable float
+    list arrives whole."""
+    for case in _cases(session):
+        if not case.get("marks"):
+            continue
+        r = session["results"][case["id"]]
+        assert r.get("status") == "success", (case["id"], r.get("message"), r.get("crash"))
+        new = r["new"][0]
+        (nx, ny), (w, h) = new["offsets"], new["size"]
+        prov = new["provenance"]
+        assert nx > SOURCE_OFFSET[0] and ny > SOURCE_OFFSET[1]   # the region is the selection's bounds
+        assert prov["params"]["marks"] == MARKS, prov["params"]   # recorded in image pixels
+        assert prov["info"]["params"]["marks"] == [[mx - nx, my - ny, v] for mx, my, v in MARKS], prov["info"]
+        assert prov["info"]["params"]["levels"] == [0.1, 0.2, 0.3]
+        got = _load(session, new["file"], w, h)
+        tol = 0.5 / 255 + 1e-6 if case["precision"] == "u8" else 2e-4
+        for mx, my, level in MARKS:
+            px, py = int(np.floor(mx)) - nx, int(np.floor(my)) - ny
+            assert np.abs(got[py, px, :3] - level).max() <= tol, (case["id"], mx, my, got[py, px, :3])
+
+
+def test_an_unreadable_list_is_refused_with_its_name(session):
+    r = session["results"]["test_inputs.badlist"]
+    assert r["status"] == "execution-error" and "Marks" in r["message"] and "3 numbers" in r["message"], r
+
+
+def test_dialog_rows_add_an_item_and_the_worker_gets_the_whole_list(session):
+    """In the real dialog, the marks preset as two items show as two rows; pressing 'Add another' adds a third
+    (a copy of the last), and the run gets all three, moved into the region."""
+    if session["gui"] is None:
+        pytest.skip("no xvfb-run or xdotool in the GIMP chroot (rerun tests/hosts/setup_gimp.sh)")
+    results, _, log = session["gui"]
+    r = next(r for r in results["results"] if r["id"].startswith("test_inputs."))
+    assert r.get("status") == "success", (r.get("message"), r.get("crash"), log[-2000:])
+    prov = r["new"][0]["provenance"]
+    from plugin import params as hp
+    decl = next(p for p in session["ops"]["test_inputs"]["params"] if p["name"] == "marks")
+    preset = hp.parse_items(decl, DIALOG_MARKS)
+    assert prov["params"]["marks"] == preset + [preset[-1]], prov["params"]
+    x, y = r["new"][0]["offsets"]
+    assert prov["info"]["params"]["marks"] == [[a - x, b - y, v] for a, b, v in preset + [preset[-1]]]
+    assert prov["info"]["params"]["levels"] == [0.25, 0.5, 0.5], prov["info"]["params"]   # advanced rows
+    assert "2 repeat editors, [3, 3] rows" in log, log[-2000:]
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Without GIMP: the adapter's pure parts and the installer
 
@@ -605,6 +811,24 @@ def test_labels_names_and_layer_names_come_from_the_registry():
         {"name": "shape", "type": "choice", "default": "disk", "choices": ["disk", "hexagon"]},
         {"name": "rotation", "type": "float", "unit": "deg", "default": 0.0}]}
     assert describe.layer_name(op, {"f_number": 1.4}) == "Refocus (f/1.4, 85 mm, disk)"
+
+
+def test_vectors_and_lists_get_named_arguments_that_say_how_to_write_them():
+    from ai_portrait import describe
+    marks = {"name": "marks", "type": "vector", "size": 3, "repeat": True, "coordinates": True, "title": "Marks",
+             "help": "pixels to paint"}
+    tint = {"name": "tint", "type": "vector", "size": 3, "min": 0.0, "max": 4.0}
+    assert describe.component_args(dict(marks, repeat=False)) == ["marks-x", "marks-y", "marks-3"]
+    assert describe.component_args(tint) == ["tint-1", "tint-2", "tint-3"]
+    assert describe.component_args({"name": "focus_at", "type": "point"}) == ["focus-at-x", "focus-at-y"]
+    assert describe.repeat_label(marks) == "Marks (list: x, y, 3; …)"
+    blurb = describe.repeat_blurb(marks)
+    assert "separated by ';'" in blurb and "'120,80,1; 40,60,0.5'" in blurb and "image pixels" in blurb
+    assert "range 0…4" in describe.component_blurb(tint, 1)
+    assert describe.format_value(marks, [[1, 2, 0.5], [3, 4, 1]]) == "(1, 2, 0.5); (3, 4, 1)"
+    op = {"name": "t", "title": "T", "params": [dict(marks), {"name": "f", "type": "float", "default": 2.0,
+                                                               "repeat": True}]}
+    assert describe.layer_name(op, {}) == "T"   # lists are not put in the layer's name
 
 
 def test_installer_puts_a_self_contained_executable_plugin_in_the_profile(tmp_path, monkeypatch):

@@ -150,8 +150,18 @@ def operator_inputs(name, decl, size, seed=0):
     for k, v in inputs.items():
         if v is None:
             continue
-        out[k] = [_rgba(f) for f in v] if isinstance(v, (list, tuple)) else _rgba(v)
+        # a Krita layer is canvas-sized: a demo's picture of another size (a new background) is resized to it
+        fit = (lambda a: a) if np.asarray(v[0] if isinstance(v, (list, tuple)) else v).shape[:2] == (size, size) \
+            else (lambda a: _resized(a, size))
+        out[k] = [_rgba(fit(f)) for f in v] if isinstance(v, (list, tuple)) else _rgba(fit(v))
     return out, dict(params)
+
+
+def _resized(a, size):
+    import cv2
+    a = np.asarray(a, dtype=np.float32)
+    r = cv2.resize(a, (size, size), interpolation=cv2.INTER_AREA)
+    return r[:, :, None] if r.ndim == 2 else r
 
 
 def write_inputs(folder, op_name, inputs):
@@ -230,7 +240,8 @@ def reference(case, result):
         arrs = [_decode(i["path"], i["dtype"], w, h) for i in items]
         inputs[name] = arrs if items[0]["list"] else arrs[0]
     mask = _decode(result["mask"], "u8", w, h, 1) if result["mask"] else None
-    out = registry.run(case["op"]["name"], inputs, case["params"], mask=mask, seed=case["seed"])
+    out = registry.run(case["op"]["name"], inputs, case["params"], mask=mask, seed=case["seed"],
+                       stored_as=result.get("stored_as"))
     return out.image
 
 
@@ -244,7 +255,7 @@ def test_operators():
     runs too; removed again afterwards so other tests see the real registry only."""
     from core import registry
     from core.worker.testops import register_test_ops
-    names = ("test_scale", "test_mean", "test_fail")
+    names = ("test_scale", "test_mean", "test_fail", "test_inputs")
     registry.operators()
     if "test_scale" not in {o.name for o in registry.operators()}:
         register_test_ops()
@@ -285,6 +296,7 @@ def pipeline_run(profile, worker_config, scratch, test_operators):
     # the optional transparency mask from the selection
     clip = dict(cases[0], name="test_scale-U8-clip", clip=True, selection=True)
     cases.append(clip)
+    cases += data_and_marks_cases(tmp, decls["test_inputs"], image)
     plan = {"cases": cases, "zip": zip_path, "zip_resources": os.path.join(tmp, "resources")}
     os.makedirs(plan["zip_resources"], exist_ok=True)
     plan_path = os.path.join(tmp, "plan.json")
@@ -297,6 +309,116 @@ def pipeline_run(profile, worker_config, scratch, test_operators):
         results = json.load(fh)
     assert "error" not in results, results["error"]
     return {"plan": plan, "results": results, "real_ops": ops, "log": proc.stdout + proc.stderr}
+
+
+LINEAR_PROFILE = "sRGB-elle-V2-g10.icc"   # Krita's linear sRGB (gamma 1.0), shipped with it
+MARKS = [[64.0, 58.0, 0.2], [50.0, 50.0, 0.6], [80.5, 64.25, 1.0]]   # x, y (document pixels), grey level
+LEVELS = [0.1, 0.2, 0.3, 0.4]
+
+
+def _raw(folder, name, arr):
+    path = os.path.join(folder, name)
+    np.ascontiguousarray(arr).tofile(path)
+    return {"path": path, "dtype": {"uint16": "u16", "uint8": "u8", "float16": "f16", "float32": "f32"}[
+        arr.dtype.name]}
+
+
+def _unit_normals(size, rng):
+    n = rng.normal(0, 1, (size, size, 3))
+    n[..., 2] = np.abs(n[..., 2]) + 0.2   # facing the camera
+    return (n / np.linalg.norm(n, axis=2, keepdims=True)).astype(np.float32)
+
+
+def _with_alpha(rgb, one):
+    return np.concatenate([rgb, np.full(rgb.shape[:2] + (1,), one, rgb.dtype)], axis=2)
+
+
+def data_and_marks_cases(tmp, decl, image):
+    """test_inputs cases: data layers holding known values (to arrive bit-exact, with their storage), and a
+    list of coordinate marks with a selection (to land on the document pixels they name)."""
+    rng = np.random.default_rng(11)
+    size = SIZE
+    d16 = rng.integers(0, 65536, (size, size, 3)).astype("<u2")   # every channel its own: order shows too
+    n16 = np.rint((_unit_normals(size, rng) + 1) / 2 * 65535).astype("<u2")
+    n8 = np.rint((_unit_normals(size, rng) + 1) / 2 * 255).astype("u1")
+    metres = rng.uniform(0.3, 40.0, (size, size, 3)).astype("<f4")   # float depth: metres, far above 1.0
+    nf = _unit_normals(size, rng)                                     # float normals: raw, negatives too
+    matte = rng.uniform(0.0, 1.0, (size, size, 3)).astype("<f4")
+    img = _raw(tmp, "ti.image.f32", image)
+    common = {"op": decl, "selection": False, "seed": 0, "width": size, "height": size, "params": {},
+              "data_case": True}
+    cases = [
+        dict(common, name="test_inputs-data-U16", depth="U16", inputs={
+            "image": img["path"], "depth": _raw(tmp, "ti.d16", _with_alpha(d16, 65535)),
+            "normals": _raw(tmp, "ti.n16", _with_alpha(n16, 65535))}),
+        dict(common, name="test_inputs-data-F32", depth="F32", inputs={
+            "image": img["path"], "depth": _raw(tmp, "ti.metres", _with_alpha(metres, 1.0)),
+            "normals": _raw(tmp, "ti.nf", _with_alpha(nf, 1.0)),
+            "matte": _raw(tmp, "ti.matte", _with_alpha(matte, 1.0))}),
+        # an 8-bit photo with data layers of their own depth and a linear profile: nothing may convert them
+        dict(common, name="test_inputs-data-U8-mixed", depth="U8", inputs={
+            "image": img["path"], "depth": _raw(tmp, "ti.metres2", _with_alpha(metres[::-1].copy(), 1.0)),
+            "normals": _raw(tmp, "ti.n16b", _with_alpha(n16[:, ::-1].copy(), 65535)),
+            "matte": _raw(tmp, "ti.n8", _with_alpha(n8, 255))},
+            spaces={"depth": ["RGBA", "F32", LINEAR_PROFILE], "normals": ["RGBA", "U16", LINEAR_PROFILE]}),
+    ]
+    for depth in ("U8", "F32"):
+        cases.append({"name": f"test_inputs-marks-{depth}-sel", "op": decl, "depth": depth, "selection": True,
+                      "inputs": {"image": img["path"]}, "seed": 0, "width": size, "height": size,
+                      "params": {"marks": MARKS, "levels": LEVELS, "tint": [1.0, 1.0, 1.0]}, "marks_case": True})
+    return cases
+
+
+def test_data_layers_arrive_bit_exact_with_their_storage(pipeline_run):
+    """A 16-bit and a float depth layer, 8/16-bit and float normal maps and mattes, in U16, F32 and U8
+    documents (in the U8 one with a float and a 16-bit layer of their own, on Krita's linear profile): the
+    operator sees exactly the stored values (sha256 of its float32 array = that of the written values
+    converted as plugin.pixels does), and stored_as is each layer's own depth."""
+    from plugin.pixels import convert
+    import hashlib
+    checked = []
+    for case, r in _by_name(pipeline_run):
+        if not case.get("data_case"):
+            continue
+        assert r["ok"], (case["name"], r["messages"], r.get("traceback"))
+        info = r["info"]
+        for name, spec in case["inputs"].items():
+            if name == "image":
+                continue
+            with open(spec["path"], "rb") as fh:
+                raw = fh.read()
+            want = hashlib.sha256(np.asarray(convert(raw, spec["dtype"], "f32")).view("<f4").tobytes()).hexdigest()
+            assert info["shapes"][name] == [SIZE, SIZE, 4], (case["name"], name, info["shapes"])
+            assert info["hashes"][name] == want, (f"{case['name']}: {name} ({spec['dtype']} layer, "
+                                                  f"{r['layers'][name]}) did not arrive as stored")
+            assert info["stored_as"][name] == spec["dtype"], (case["name"], name, info["stored_as"])
+            checked.append(f"{case['name']}:{name}:{spec['dtype']}:{r['layers'][name]['profile']}")
+        assert info["stored_as"]["image"] == case["depth"].lower(), info["stored_as"]
+    print("bit-exact data layers:", checked, "documents:",
+          {r["name"]: r["document"] for c, r in _by_name(pipeline_run) if c.get("data_case")})
+    assert len(checked) == 8
+
+
+def test_repeatable_coordinates_reach_the_worker_and_land_on_their_pixels(pipeline_run):
+    """A repeatable x, y, level vector and a repeatable float list reach the worker as full lists; Krita sends
+    the whole canvas, so each mark lands on the document pixel it names (here inside a soft selection)."""
+    from plugin.pixels import Image
+    for case, r in _by_name(pipeline_run):
+        if not case.get("marks_case"):
+            continue
+        assert r["ok"], (case["name"], r["messages"], r.get("traceback"))
+        assert r["info"]["params"]["marks"] == MARKS and r["info"]["params"]["levels"] == LEVELS, r["info"]
+        w, h = case["width"], case["height"]
+        layer = _decode(r["layer"], r["dtype"], w, h)
+        mask = _decode(r["mask"], "u8", w, h, 1)[:, :, 0]
+        for x, y, level in MARKS:
+            i, j = int(np.floor(x)), int(np.floor(y))
+            assert mask[j, i] == 1.0
+            want = to_linear(np.full((1, 1, 3), level, np.float32))[0, 0] if r["linear"] else np.full(3, level)
+            want = Image.from_numpy(np.float32(want)[None, None]).to(r["dtype"]).to("f32").to_numpy()[0, 0]
+            assert np.abs(layer[j, i, :3] - want).max() <= LSB[r["dtype"]] + 1e-6, (case["name"], x, y,
+                                                                                  layer[j, i, :3], want)
+        assert sorted(map(tuple, r["info"]["painted"])) == sorted((int(x), int(y)) for x, y, _ in MARKS)
 
 
 def test_zip_imports_with_krita_importer(pipeline_run):
@@ -442,7 +564,7 @@ def gui_run(profile, worker_config, scratch):
         cases[op["name"]] = {"inputs": files, "params": _jsonable(params)}
     shot = "refocus" if any(o["name"] == "refocus" for o in ops) else (ops[0]["name"] if ops else None)
     plan = {"size": SIZE, "portrait": portrait_path, "depth": depth_path, "registry": ops, "cases": cases,
-            "screenshot_op": shot}
+            "screenshot_op": shot, "marks": MARKS}
     plan_path = os.path.join(out, "plan.json")
     with open(plan_path, "w") as fh:
         json.dump(plan, fh)
@@ -485,7 +607,7 @@ def test_gui_runs_cancels_and_reports_errors(gui_run):
     c = gui_run["checks"]
     for name in ("run_via_docker", "gui_responsive_during_run", "progress_reported", "source_unchanged",
                  "new_layer_above_source", "provenance_annotation", "cancel", "failure_user_shown",
-                 "failure_bug_shown", "host_error_shown", "selection_transparency_mask"):
+                 "failure_bug_shown", "host_error_shown", "selection_transparency_mask", "repeat_rows_via_docker"):
         assert c.get(name, {}).get("ok"), f"{name}: {c.get(name)}"
 
 
@@ -501,13 +623,16 @@ def test_gui_every_real_operator_via_docker(gui_run):
 
 
 def test_gui_screenshot_kept_in_docs(gui_run):
-    """The docker's picture from this run; AI_PORTRAIT_UPDATE_SCREENSHOT=1 copies it to docs/krita-docker.png."""
-    shot = os.path.join(gui_run["out"], "docker-final.png")
-    assert os.path.exists(shot), "no docker screenshot was taken"
-    assert os.path.getsize(shot) > 5000
-    if os.environ.get("AI_PORTRAIT_UPDATE_SCREENSHOT"):
-        os.makedirs(os.path.join(ROOT, "docs"), exist_ok=True)
-        shutil.copy(shot, os.path.join(ROOT, "docs", "krita-docker.png"))
+    """The docker's pictures from this run; AI_PORTRAIT_UPDATE_SCREENSHOT=1 copies them to docs/
+    (krita-docker.png, and krita-docker-repeat.png: a repeatable parameter's rows)."""
+    for name, doc_name in (("docker-final.png", "krita-docker.png"), ("docker-repeat.png",
+                                                                       "krita-docker-repeat.png")):
+        shot = os.path.join(gui_run["out"], name)
+        assert os.path.exists(shot), f"no docker screenshot {name} was taken"
+        assert os.path.getsize(shot) > 5000
+        if os.environ.get("AI_PORTRAIT_UPDATE_SCREENSHOT"):
+            os.makedirs(os.path.join(ROOT, "docs"), exist_ok=True)
+            shutil.copy(shot, os.path.join(ROOT, "docs", doc_name))
 
 
 # ---------------------------------------------------------------------------------------------------------------

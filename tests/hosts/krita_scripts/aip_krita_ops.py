@@ -36,11 +36,18 @@ def _soft_selection(w, h):
     return bytes(out)
 
 
-def _layer(doc, name, img, depth):
+def _layer(doc, name, img, depth, space=None):
+    """A paint layer holding `img`; `space` = (model, depth, profile) gives the layer a colour space of its own
+    (a float depth layer in an 8-bit document), set while it is still empty so nothing is converted."""
+    taken = {n.name() for n in _all_layers(doc)}
+    while name in taken:   # names key the before/after snapshots (Krita's own layer is 'Background')
+        name += " input"
     node = doc.createNode(name, "paintlayer")
-    if doc.colorModel() == "RGBA":   # other models are only used to check the refusal: pixels do not matter
-        node.setPixelData(img.to_krita(depth), 0, 0, img.width, img.height)
     doc.rootNode().addChildNode(node, None)
+    if space:
+        node.setColorSpace(*space)
+    if doc.colorModel() == "RGBA":   # other models are only used to check the refusal: pixels do not matter
+        node.setPixelData(img.to_krita(node.colorDepth()), 0, 0, img.width, img.height)
     return node
 
 
@@ -62,9 +69,12 @@ def run_case(case, plan, out_dir, Krita, Selection, jobs, pixels):
     doc = Krita.instance().createDocument(w, h, f"aip-{op['name']}-{depth}", case.get("model", "RGBA"), depth,
                                           "", 72.0)
     try:
-        def load(path):
+        def load(spec):
+            """A raw RGBA file: a path (float32) or {"path", "dtype"} (values to store exactly)."""
+            path, dtype = (spec, "f32") if isinstance(spec, str) else (spec["path"], spec["dtype"])
             with open(path, "rb") as fh:
-                return pixels.Image(w, h, 4, "f32", fh.read())
+                return pixels.Image(w, h, 4, dtype, fh.read())
+        spaces = case.get("spaces") or {}
         # the background layer Krita made stays at the bottom, untouched
         nodes = {}
         frames = []
@@ -78,7 +88,7 @@ def run_case(case, plan, out_dir, Krita, Selection, jobs, pixels):
                     frames.append(_layer(doc, f"Frame {k + 1}", load(f), depth))
                 source = frames[0]
             else:
-                node = _layer(doc, inp["name"].capitalize(), load(files), depth)
+                node = _layer(doc, inp["name"].capitalize(), load(files), depth, spaces.get(inp["name"]))
                 nodes[inp["name"]] = node
                 if inp["kind"] == "image":
                     source = node
@@ -186,7 +196,10 @@ def run_case(case, plan, out_dir, Krita, Selection, jobs, pixels):
         src_img = pixels.Image.from_krita(before[source.name()], w, h, depth)
         with open(f"{stem}.source.{src_img.dtype}", "wb") as fh:
             fh.write(src_img.tobytes())
+        layers = {name: {"depth": node.colorDepth(), "profile": node.colorProfile(),
+                         "linear": document.is_linear(node)} for name, node in nodes.items()}
         return {"name": case["name"], "ok": not msgs, "messages": msgs, "seconds": seconds, "sent": sent,
+                "stored_as": req.stored_as, "layers": layers, "document": [doc.colorDepth(), doc.colorProfile()],
                 "mask": mask_path, "layer": f"{stem}.layer.{layer_img.dtype}",
                 "source": f"{stem}.source.{src_img.dtype}", "dtype": layer_img.dtype,
                 "info": res.info, "layer_name": layer.name(), "progress_calls": len(progress),

@@ -83,6 +83,9 @@ def layer(doc, name, raw_f32_path, w, h, depth="U8"):
     from plugin.pixels import Image
     with open(raw_f32_path, "rb") as fh:
         img = Image(w, h, 4, "f32", fh.read())
+    taken = {n.name() for n in all_nodes(doc)}
+    while name in taken:   # names key the before/after snapshots (Krita's own layer is 'Background')
+        name += " input"
     node = doc.createNode(name, "paintlayer")
     node.setPixelData(img.to_krita(depth), 0, 0, w, h)
     doc.rootNode().addChildNode(node, None)
@@ -256,6 +259,9 @@ def steps():
     doc.setActiveNode(source)
     yield 0.3
 
+    # -- a repeatable coordinate parameter through the docker: rows added with 'Add another' --------------
+    yield from repeat_step(docker, doc, source, plan)
+
     # -- every real operator through the docker, on its own document ----------------------------------------
     shot_op = None
     for op in plan["registry"]:
@@ -336,6 +342,61 @@ def steps():
         docker.resize(470, 760)
         yield 0.8
         _screenshots(window, docker, "final")
+        # and the page of a repeatable parameter: rows, 'Add another', the Advanced section open
+        if "test_inputs" in docker.pages:
+            docker.select_operator("test_inputs")
+            fill_repeat_rows(docker.current_page(), plan)
+            docker.resize(470, 900)
+            yield 0.8
+            _screenshots(window, docker, "repeat")
+
+
+def fill_repeat_rows(page, plan):
+    """What a user does: 'Add another' once per mark, then type its numbers; one more level; open Advanced."""
+    marks = page.params["marks"]
+    marks.clear()
+    for item in plan["marks"]:
+        marks.add_button.click()
+        marks.rows[-1][1].set_value(item)
+    levels = page.params["levels"]
+    levels.reset()
+    levels.add_button.click()          # starts as a copy of the last level
+    levels.rows[-1][1].set_value(0.75)
+    page.advanced_button.setChecked(True)
+
+
+def repeat_step(docker, doc, source, plan):
+    if "test_inputs" not in docker.pages:
+        check("repeat_rows_via_docker", False, "no test_inputs operator")
+        return
+    docker.select_operator("test_inputs")
+    page = docker.current_page()
+    fill_repeat_rows(page, plan)
+    docker._refresh_layers()
+    picker = page.pickers["depth"]
+    picker.setCurrentIndex(picker.findText("Depth"))
+    doc.setActiveNode(source)
+    yield 0.3
+    rows = {"marks": len(page.params["marks"].rows), "levels": len(page.params["levels"].rows)}
+    docker.apply_button.click()
+    yield from wait_for(lambda: not docker.busy(), 60)
+    new = docker.last_layer
+    annotations = [a for a in doc.annotationTypes() if a.startswith("ai-portrait/")]
+    record = json.loads(bytes(doc.annotation(annotations[-1])).decode()) if annotations else {}
+    params = (record.get("params") or {})
+    want_levels = [0.25, 0.5, 0.75]
+    painted = []
+    if new is not None and docker.status.text().startswith("done"):
+        for x, y, level in plan["marks"]:
+            px = bytes(new.pixelData(int(x), int(y), 1, 1))   # U8: B, G, R, A
+            painted.append([list(px[:3]), round(level * 255)])
+    ok = (params.get("marks") == plan["marks"] and params.get("levels") == want_levels
+          and (record.get("stored_as") or {}).get("depth") == "u8" and len(painted) == len(plan["marks"])
+          and all(all(abs(c - want) <= 1 for c in got) for got, want in painted))
+    check("repeat_rows_via_docker", ok, f"rows {rows}, status '{docker.status.text()}', params {params}, "
+                                        f"stored_as {record.get('stored_as')}, painted {painted}")
+    doc.setActiveNode(source)
+    yield 0.3
 
 
 def enum_checkstate(name):
