@@ -45,7 +45,8 @@ class Param:
 
     `vector` is `size` comma-separated numbers (e.g. azimuth,elevation,intensity); `repeat=True` makes the value a
     list of such items (possibly empty); `coordinates=True` says an item's first two numbers are an x,y pixel
-    position in the image (always so for `point`)."""
+    position in the image (always so for `point`); `components` names each number of a vector (the hosts' column
+    headings, e.g. azimuth, elevation, intensity)."""
     name: str
     type: str
     default: Any
@@ -61,6 +62,7 @@ class Param:
     size: int = 0
     coordinates: bool = False
     advanced: bool = False
+    components: Tuple[str, ...] = ()
 
     def __post_init__(self):
         if self.type not in PARAM_TYPES:
@@ -74,6 +76,9 @@ class Param:
             object.__setattr__(self, "coordinates", True)
         if self.coordinates and self.type not in ("point", "vector"):
             raise RegistrationError(f"param {self.name}: only a point or a vector can hold pixel coordinates")
+        if self.components and (len(self.components) != self.size
+                                or not all(c.replace("_", "").isalnum() for c in self.components)):
+            raise RegistrationError(f"param {self.name}: name each of its {self.size} numbers with a plain word")
         if self.repeat and self.type == "bool":
             raise RegistrationError(f"param {self.name}: a yes/no switch cannot repeat")
 
@@ -166,7 +171,8 @@ class Param:
         d = {"name": self.name, "type": self.type, "default": self.default, "help": self.help,
              "unit": self.unit, "min": self.min, "max": self.max, "choices": list(self.choices),
              "title": self.label, "optional": self.optional, "step": self.step, "repeat": self.repeat,
-             "size": self.size, "coordinates": self.coordinates, "advanced": self.advanced}
+             "size": self.size, "coordinates": self.coordinates, "advanced": self.advanced,
+             "components": list(self.components)}
         d["default"] = _jsonable_value(d["default"])
         return d
 

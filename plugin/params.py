@@ -52,8 +52,12 @@ def title(p):
 
 
 def component_labels(p):
-    """What each number of an item is called in a form: x and y for coordinates, else 1, 2, 3, ..."""
+    """What each number of an item is called in a form: the names the operator declares ('components'), else x and
+    y for coordinates, then 1, 2, 3, ..."""
     n = item_size(p)
+    named = [str(c) for c in (p.get("components") or [])]
+    if len(named) == n:
+        return named
     first = ["x", "y"] if has_coordinates(p) else []
     return (first + [str(k + 1) for k in range(len(first), n)])[:n]
 

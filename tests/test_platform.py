@@ -202,3 +202,14 @@ def test_refocus_reads_the_depth_kind_from_the_inputs_storage():
 def test_the_command_line_has_no_depth_kind_special_case():
     import inspect
     assert "depth_kind" not in inspect.getsource(cli)
+
+
+def test_vector_numbers_carry_their_names_to_the_hosts():
+    from plugin import params as host_params
+    p = Param("light", "vector", [], "a light", size=3, repeat=True, components=("azimuth", "elevation", "power"))
+    d = p.to_dict()
+    assert d["components"] == ["azimuth", "elevation", "power"]
+    assert host_params.component_labels(d) == ["azimuth", "elevation", "power"]
+    assert host_params.component_labels(dict(d, components=[])) == ["1", "2", "3"]
+    with pytest.raises(registry.RegistrationError, match="name each of its 3 numbers"):
+        Param("light", "vector", [], "a light", size=3, components=("azimuth", "elevation"))

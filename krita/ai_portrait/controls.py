@@ -267,11 +267,15 @@ class VectorControl(_Base):
             else:
                 s.setRange(float(lo) if lo is not None else -1e9, float(hi) if hi is not None else 1e9)
                 s.setDecimals(max(_decimals(decl), 3))
+                names = decl.get("components") or []
+                if len(names) == n:
+                    s.setPrefix(f"{names[k]} ")
                 if decl.get("step"):
                     s.setSingleStep(float(decl["step"]))
                 elif lo is not None and hi is not None:
                     s.setSingleStep(max((hi - lo) / 100.0, 10.0 ** -s.decimals()))
-            s.setToolTip(f"number {k + 1} of {n}")
+            names = decl.get("components") or []
+            s.setToolTip(f"{names[k]} ({k + 1} of {n})" if len(names) == n else f"number {k + 1} of {n}")
             # a spin box asks for the width of its widest possible text (±1e9): let the row share the docker's
             # width instead, down to a readable minimum
             s.setSizePolicy(enum(QtWidgets.QSizePolicy, "Policy", "Ignored"),
