@@ -25,6 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 REQUIREMENTS = ROOT / "requirements.txt"
 DEV_REQUIREMENTS = ROOT / "requirements-dev.txt"
+# Pinned packages whose declared dependencies must not come along (a GUI the worker never imports).
+NODEPS_REQUIREMENTS = ROOT / "requirements-nodeps.txt"
 TORCH_PIN = "torch==2.13.0"
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 MIN_PYTHON = (3, 10)
@@ -103,8 +105,9 @@ def torch_install_args(args) -> list:
 
 def requirements_fingerprint(with_dev: bool) -> str:
     h = hashlib.sha256()
-    for p in [REQUIREMENTS] + ([DEV_REQUIREMENTS] if with_dev else []):
-        h.update(p.read_bytes())
+    for p in [REQUIREMENTS, NODEPS_REQUIREMENTS] + ([DEV_REQUIREMENTS] if with_dev else []):
+        if p.exists():
+            h.update(p.read_bytes())
     h.update(str(has_nvidia_gpu()).encode())
     return h.hexdigest()
 
@@ -131,6 +134,8 @@ def ensure_environment(args, with_dev: bool) -> Path:
     run(pip + torch_install_args(args), "install torch", retry)
     reqs = ["-r", REQUIREMENTS] + (["-r", DEV_REQUIREMENTS] if with_dev else [])
     run(pip + reqs, "install requirements", retry)
+    if NODEPS_REQUIREMENTS.exists():
+        run(pip + ["--no-deps", "-r", NODEPS_REQUIREMENTS], "install requirements without dependencies", retry)
     marker.write_text(fingerprint + "\n")
     return py
 
