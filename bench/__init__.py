@@ -1,1 +1,1 @@
-"""Benchmark runner: `python -m bench [--quick] [--only NAME] [--json PATH]`. Not part of the test run."""
+"""Benchmark runner: `python -m bench [--quick] [--only NAME] [--json PATH] [--load N]`. Not part of the test run."""

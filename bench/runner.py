@@ -3,6 +3,12 @@
 Each module in `bench/cases/` defines `cases(quick: bool) -> list[Case]`. A case times our function and,
 optionally, a peer's on the same input, in the same process and run, and reports seconds, peak memory (resident
 set growth on CPU, allocator peak on CUDA), their ratio and any quality figures (PSNR...) the case computes.
+
+Each case runs under the worker's thread policy (core.device.thread_policy, chosen as the case starts): the row
+gives `threads`, `busy_cpus` (what other work used then) and `cpu_s` (this process's CPU seconds, all threads: on
+a shared machine the steadier cost). `--load N` runs the selected cases twice, quiet and then beside N busy
+background processes (pure CPU spinners, started before that pass and killed after it, also on error or Ctrl-C),
+and prints each case's quiet row then its loaded row (`load` = N).
 """
 from __future__ import annotations
 
@@ -12,9 +18,11 @@ import json
 import os
 import pkgutil
 import platform
+import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
 
@@ -38,6 +46,7 @@ class Timing:
     seconds: float
     peak_mb: float
     result: Any = field(repr=False, default=None)
+    cpu_seconds: float = 0.0  # this process's CPU time (all threads) in the best repeat
 
 
 def _rss_bytes() -> int:
@@ -68,15 +77,16 @@ def measure(fn: Callable[[], Any], device: str = "cpu", repeat: int = 1) -> Timi
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    best, result = float("inf"), None
+    best, best_cpu, result = float("inf"), 0.0, None
     try:
         for _ in range(max(repeat, 1)):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             result = fn()
             if cuda:
                 import torch
                 torch.cuda.synchronize()
-            best = min(best, time.perf_counter() - t0)
+            if time.perf_counter() - t0 < best:
+                best, best_cpu = time.perf_counter() - t0, time.process_time() - c0
     finally:
         stop.set()
         sampler.join()
@@ -85,16 +95,48 @@ def measure(fn: Callable[[], Any], device: str = "cpu", repeat: int = 1) -> Timi
         peak_mb = (torch.cuda.max_memory_allocated() - base_cuda) / 2**20
     else:
         peak_mb = (max(peak[0], _rss_bytes()) - start_rss) / 2**20
-    return Timing(best, peak_mb, result)
+    return Timing(best, peak_mb, result, best_cpu)
 
 
-def run_case(case: Case) -> Dict[str, Any]:
-    ours = measure(case.ours, case.device, case.repeat)
-    row: Dict[str, Any] = {"operator": case.operator, "case": case.name, "size": case.size, "device": case.device,
-                           "seconds": round(ours.seconds, 4), "peak_mb": round(ours.peak_mb, 1)}
+# A pure CPU spinner that also stops by itself once its parent is gone (killed without cleaning up).
+_SPIN = ("import os, sys\nparent = int(sys.argv[1])\nwhile os.getppid() == parent:\n"
+         "    for _ in range(200000):\n        pass\n")
+
+
+@contextmanager
+def background_load(n: int, settle_s: float = 0.5):
+    """`n` busy processes (one CPU each) for the block; killed on leaving it, whatever the reason. `settle_s`
+    lets them start before the timed work (and the thread policy's measurement) begins. Yields their Popens."""
+    procs: List[subprocess.Popen] = []
+    try:
+        for _ in range(max(n, 0)):
+            procs.append(subprocess.Popen([sys.executable, "-S", "-c", _SPIN, str(os.getpid())],
+                                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL))
+        if procs:
+            time.sleep(settle_s)
+        yield procs
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+        for p in procs:
+            p.wait()
+
+
+def run_case(case: Case, load: int = 0) -> Dict[str, Any]:
+    from core.device import thread_policy
+
     peer = None
-    if case.peer is not None:
-        peer = measure(case.peer, "cpu", case.repeat)
+    with thread_policy() as choice:  # ours and the peer on the same threads
+        ours = measure(case.ours, case.device, case.repeat)
+        if case.peer is not None:
+            peer = measure(case.peer, "cpu", case.repeat)
+    row: Dict[str, Any] = {"operator": case.operator, "case": case.name, "size": case.size, "device": case.device,
+                           "load": load, "busy_cpus": None if choice.busy is None else round(choice.busy, 2),
+                           "threads": choice.threads, "seconds": round(ours.seconds, 4),
+                           "cpu_s": round(ours.cpu_seconds, 2), "peak_mb": round(ours.peak_mb, 1)}
+    if peer is not None:
         row.update({"peer": case.peer_name, "peer_seconds": round(peer.seconds, 4),
                     "peer_peak_mb": round(peer.peak_mb, 1),
                     "speed_ratio": round(peer.seconds / max(ours.seconds, 1e-9), 2)})
@@ -133,16 +175,30 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--quick", action="store_true", help="small sizes only (a smoke run)")
     ap.add_argument("--only", help="run only case modules whose name contains this")
     ap.add_argument("--json", default="bench/results/latest.json", help="where to save the table")
+    ap.add_argument("--load", type=int, default=0, metavar="N",
+                    help="also run every case beside N busy background processes (a row each, quiet and loaded)")
     args = ap.parse_args(argv)
-    rows = []
-    for case in discover(args.quick, args.only):
-        print(f"... {case.operator} {case.name} {case.size} on {case.device}", file=sys.stderr, flush=True)
-        rows.append(run_case(case))
+    if args.load < 0:
+        ap.error("--load must be 0 or more")
+    passes = []
+    for load in ([0, args.load] if args.load else [0]):
+        cases = discover(args.quick, args.only)  # afresh: a case may keep figures from its last run
+        rows = []
+        with background_load(load):
+            for case in cases:
+                print(f"... {case.operator} {case.name} {case.size} on {case.device}, load {load}",
+                      file=sys.stderr, flush=True)
+                rows.append(run_case(case, load))
+        del cases
+        passes.append(rows)
+    rows = [row for pair in zip(*passes) for row in pair]  # each case quiet, then loaded
     print_table(rows)
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     import torch
     meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": platform.machine(), "cpu_count": os.cpu_count(),
-            "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "load": args.load,
+            "thread_env": {k: os.environ.get(k) for k in ("AI_PORTRAIT_THREADS", "OMP_NUM_THREADS",
+                                                            "OMP_WAIT_POLICY", "KMP_BLOCKTIME", "GOMP_SPINCOUNT")},
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
     with open(args.json, "w") as fh:
         json.dump({"meta": meta, "rows": rows}, fh, indent=1)

@@ -14,7 +14,7 @@ import traceback
 from typing import Any, Dict, List, Optional
 
 from . import registry
-from .device import DEVICE_CHOICES
+from .device import DEVICE_CHOICES, configure_threads
 from .errors import Cancelled, UserError
 from .jobs import Job
 
@@ -43,7 +43,12 @@ def describe_param(p: registry.Param) -> str:
     if p.repeat:
         bits.append("repeat the option for several")
     bits.append("default: auto" if p.default is None else f"default: {_default_text(p)}")
-    return "; ".join(bits)
+    return _literal("; ".join(bits))
+
+
+def _literal(text: str) -> str:
+    """argparse formats help strings with %: a '50 %' in an operator's text must not break --help."""
+    return text.replace("%", "%%")
 
 
 def _default_text(p: registry.Param) -> str:
@@ -55,12 +60,12 @@ def _default_text(p: registry.Param) -> str:
 
 
 def add_operator_parser(sub, op: registry.Operator) -> None:
-    ap = sub.add_parser(op.name, help=op.help, description=f"{op.title}: {op.help}")
+    ap = sub.add_parser(op.name, help=_literal(op.help), description=f"{op.title}: {op.help}")
     primary = op.primary
     if primary.kind == "frames":
-        ap.add_argument("inputs", nargs="+", metavar="FRAME", help=primary.help)
+        ap.add_argument("inputs", nargs="+", metavar="FRAME", help=_literal(primary.help))
     else:
-        ap.add_argument("inputs", nargs=1, metavar="INPUT", help=primary.help)
+        ap.add_argument("inputs", nargs=1, metavar="INPUT", help=_literal(primary.help))
     ap.add_argument("-o", "--output", required=True, metavar="OUTPUT",
                     help="result file (.png, .tif, .jpg, .npy); written atomically, bit depth kept")
     for inp in op.inputs:
@@ -179,6 +184,7 @@ def _short(v: Any) -> str:
 
 def main(argv: Optional[List[str]] = None) -> int:
     try:
+        configure_threads()  # wait policy and thread count, before build_parser imports torch
         parser = build_parser()
         args = parser.parse_args(argv)
         if getattr(args, "_operator", None):

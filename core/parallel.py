@@ -25,7 +25,8 @@ _depth = 0  # nested use (a parallel piece calling parallel code) runs inline
 
 
 def workers_for(device, pieces: int) -> int:
-    """How many threads to use: one per core torch may use, never more than the pieces, one off the CPU."""
+    """How many threads to use: one per core torch may use (the job's thread policy, core.device: the cores other
+    programs leave free), never more than the pieces, one off the CPU."""
     if torch.device(device or "cpu").type != "cpu":
         return 1
     return max(1, min(torch.get_num_threads(), pieces))

@@ -213,3 +213,20 @@ def test_vector_numbers_carry_their_names_to_the_hosts():
     assert host_params.component_labels(dict(d, components=[])) == ["1", "2", "3"]
     with pytest.raises(registry.RegistrationError, match="name each of its 3 numbers"):
         Param("light", "vector", [], "a light", size=3, components=("azimuth", "elevation"))
+
+
+def test_a_percent_sign_in_help_texts_does_not_break_help(capsys):
+    op = Operator(name="pct", title="Pct", help="lifts 50 % of it", inputs=(Input("image", "image", "100 % x"),),
+                  params=(Param("amount", "float", 0.5, "how much (0.5 = 50 %)", min=0.0, max=1.0),), run=_record)
+    registry.register(op)
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            cli.main(["pct", "--help"])
+        assert exit_.value.code == 0
+        out = capsys.readouterr().out
+        assert "50 %" in out and "%%" not in out
+        with pytest.raises(SystemExit):
+            cli.main(["--help"])
+        assert "lifts 50 % of it" in capsys.readouterr().out
+    finally:
+        registry.unregister("pct")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
+from ..device import THREADS_ENV, parse_threads
 from ..errors import UserError
 from . import command
 
@@ -20,9 +21,15 @@ def _common(ap) -> None:
     ap.add_argument("--max-request-mb", type=float, default=None,
                     help="refuse requests larger than this (default 4096 MB), before allocating them")
     ap.add_argument("--test-ops", action="store_true", help="also register the bridge's test operators")
+    ap.add_argument("--threads", default=None, metavar="N|auto",
+                    help="CPU threads per job (default auto: one per core other programs leave free, measured "
+                         "at each job; also AI_PORTRAIT_THREADS)")
 
 
 def _prepare(args) -> int:
+    if args.threads is not None:
+        # Read again at every job (device.apply_thread_policy); checked here so a typo fails at start.
+        os.environ[THREADS_ENV] = str(parse_threads(args.threads) or "auto")
     if args.test_ops or os.environ.get(TEST_OPS_ENV) == "1":
         from ..worker.testops import register_test_ops
         register_test_ops()

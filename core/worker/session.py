@@ -20,6 +20,7 @@ import numpy as np
 from plugin import pixels, protocol
 
 from .. import registry
+from ..device import apply_thread_policy
 from ..errors import Cancelled, UserError
 from ..jobs import Job
 
@@ -193,6 +194,7 @@ class Session:
             if not isinstance(params, dict) or not isinstance(seed, int):
                 raise UserError("a run request needs 'params' as an object and 'seed' as an integer", "bad-request")
             job = Job(report, cancel)
+            apply_thread_policy()  # per job, on the job's thread: other programs' load changes between jobs
             out = registry.run(str(header.get("operator")), inputs, params, mask=mask, seed=seed,
                                device=header.get("device") or self.device, job=job, stored_as=stored_as)
             image = np.ascontiguousarray(out.image, dtype=np.float32)
