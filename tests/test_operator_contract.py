@@ -16,14 +16,15 @@ from core.jobs import Job
 from tests import toy_operator
 
 SIDE = 160           # demo inputs are made from the portrait scaled to this side: enough for a face, quick
+THREAD_SIDE = 512    # the thread-count check runs at the portrait's full size (see there)
 CANCEL_BOUND = 2     # progress calls an operator may make after a cancel was requested before it stops
 
 
-def _portrait():
+def _portrait(side=SIDE):
     import cv2
     from skimage import data
     img = data.astronaut().astype(np.float32) / 255.0
-    return cv2.resize(img, (SIDE, SIDE), interpolation=cv2.INTER_AREA)
+    return img if side == 512 else cv2.resize(img, (side, side), interpolation=cv2.INTER_AREA)
 
 
 def _contract_operators():
@@ -229,3 +230,19 @@ def test_odd_pictures_give_a_result_or_a_clear_error(name, shape_of):
     prim = odd_inputs[op.primary.name]
     prim = prim[0] if op.primary.kind == "frames" else prim
     assert out.image.shape[:2] == prim.shape[:2] and np.isfinite(out.image).all()
+
+
+@pytest.mark.parametrize("name", OPERATORS)
+def test_same_bytes_whatever_the_thread_count(name):
+    """The worker picks its thread count per job from the machine's load, so a result must not depend on it."""
+    from core.device import thread_policy
+    op = registry.get(name)
+    # Full size: torch splits a reduction between threads only above about 32k values, which 160² hides.
+    inputs, params = op.demo(_portrait(THREAD_SIDE), 0)
+    outs = []
+    for n in (1, 2):
+        with thread_policy(environ={"AI_PORTRAIT_THREADS": str(n)}):
+            outs.append(registry.run(name, inputs, params, seed=3).image)
+    assert outs[0].tobytes() == outs[1].tobytes(), \
+        f"{name}: 1 and 2 threads differ at {int((outs[0] != outs[1]).sum())} values, by up to " \
+        f"{float(np.abs(outs[0] - outs[1]).max()):.2g}"

@@ -254,7 +254,8 @@ def _estimate_tiles(tiles: torch.Tensor, mask: Optional[torch.Tensor] = None) ->
     sig = []
     for ch in range(c):
         vals = resp[:, ch][flat]
-        sig.append(math.sqrt(math.pi / 2.0) / 6.0 * float(vals.mean()) if vals.numel() else 0.0)
+        # Summed in float64: a float32 sum's rounding depends on how torch splits it between threads.
+        sig.append(math.sqrt(math.pi / 2.0) / 6.0 * float(vals.double().mean()) if vals.numel() else 0.0)
     return torch.tensor(sig, dtype=srgb.dtype)
 
 
