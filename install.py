@@ -136,6 +136,10 @@ def ensure_environment(args, with_dev: bool) -> Path:
     run(pip + reqs, "install requirements", retry)
     if NODEPS_REQUIREMENTS.exists():
         run(pip + ["--no-deps", "-r", NODEPS_REQUIREMENTS], "install requirements without dependencies", retry)
+    # pymatting's numba kernels compile on first import (about a minute of CPU) and are cached in the
+    # environment: pay that here, once, rather than in a retoucher's first Background run.
+    say("compiling the matting kernels once (about a minute)")
+    run([py, "-c", "import pymatting"], "compile pymatting's kernels", retry)
     marker.write_text(fingerprint + "\n")
     return py
 
