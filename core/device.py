@@ -10,9 +10,7 @@ import os
 import sys
 from contextlib import contextmanager
 
-import numpy as np
-
-from .errors import UserError
+from .errors import UserError  # (numpy is imported where used: set_wait_policy must run before it loads)
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 ENV_VAR = "AI_PORTRAIT_DEVICE"
@@ -45,7 +43,9 @@ def select_device(preference: str | None = None):
     return torch.device(pref)
 
 
-def numpy_rng(seed: int) -> np.random.Generator:
+def numpy_rng(seed: int):
+    """A numpy Generator seeded with `seed`."""
+    import numpy as np
     return np.random.default_rng(int(seed))
 
 
@@ -75,6 +75,10 @@ OPENMP_WAIT_ENV = {
 OPENMP_USER_VARS = ("OMP_WAIT_POLICY", "KMP_BLOCKTIME", "GOMP_SPINCOUNT", "KMP_LIBRARY")
 # OpenCV's pthreads pool spins 2,000 (workers) and 10,000 (caller) iterations before sleeping; read when cv2 loads.
 OPENCV_WAIT_ENV = {"OPENCV_THREAD_POOL_ACTIVE_WAIT_WORKER": "0", "OPENCV_THREAD_POOL_ACTIVE_WAIT_MAIN": "0"}
+# numpy's OpenBLAS spins its threads too (measured: a thin-plate-spline solve in core.imaging.warp 10-20x slower on
+# two busy cores) and its count cannot follow the per-job policy once loaded; the parallel work is torch's, OpenCV's
+# and core.parallel's, so numpy's BLAS runs on one thread. Read when numpy loads.
+BLAS_ENV = {"OPENBLAS_NUM_THREADS": "1"}
 # A CPU counts as free when other programs leave at least 75% of it idle: threads = floor(free + 0.25).
 FREE_SLACK = 0.25
 LOAD_WINDOW_S = 0.03  # /proc/stat sampling per job: 3 ticks per CPU at USER_HZ 100
@@ -103,6 +107,8 @@ def set_wait_policy(environ=None) -> dict:
     if not any(k in env for k in OPENMP_USER_VARS):
         added.update(OPENMP_WAIT_ENV)
     added.update({k: v for k, v in OPENCV_WAIT_ENV.items() if k not in env})
+    if not any(k in env for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")):
+        added.update(BLAS_ENV)
     env.update(added)
     return added
 

@@ -113,6 +113,22 @@ def test_wait_policy_is_added_only_where_the_user_set_none():
     assert mine["OPENCV_THREAD_POOL_ACTIVE_WAIT_WORKER"] == "0"
 
 
+def test_numpys_blas_runs_on_one_thread_unless_the_user_chose():
+    env = {}
+    device.set_wait_policy(env)
+    assert env["OPENBLAS_NUM_THREADS"] == "1"
+    mine = {"OPENBLAS_NUM_THREADS": "4"}
+    device.set_wait_policy(mine)
+    assert mine["OPENBLAS_NUM_THREADS"] == "4"
+
+
+def test_the_policy_module_loads_before_numpy():
+    """set_wait_policy must run before numpy loads OpenBLAS, so core.device itself may not import numpy."""
+    proc = subprocess.run([sys.executable, "-c", "import sys, core.device; print('numpy' in sys.modules)"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip() == "False", proc.stderr
+
+
 def test_configure_in_a_library_process_changes_nothing(monkeypatch):
     monkeypatch.setattr(device, "_configured", False)
     before = torch.get_num_threads()

