@@ -204,6 +204,93 @@ def burst(clean: np.ndarray, n: int = 8, seed: int = 0, max_shift_px: float = 8.
     return Burst(frames, truths, masks, static, shifts, angles, float(a), float(b))
 
 
+# Bursts in the dark (denoise, issue 21): frames clipped at black and white, as every camera export is
+
+SPECULARS = ((40.0, 118.0), (58.0, 200.0), (22.0, 150.0))   # (x, y) of the highlights, on the helmet's ring
+SPECULAR_LINEAR = 4.0    # linear value of a highlight: two stops above white, clipped in every frame
+
+
+def shadowed_portrait(specular_radius_px: float = 2.5) -> np.ndarray:
+    """The astronaut's face (256×256, native resolution) lit from the left: linear light (H×W×3 float32) falling
+    smoothly to 1.5 % of the key light over the right half (smoothstep from x = 0.5 w to 0.9 w, the key 1.25× the
+    photo's own exposure). About a fifth of it is darker than 10 % sRGB (the shadow side and the black collar);
+    three small specular highlights on the helmet ring hold SPECULAR_LINEAR, beyond white."""
+    from core.imaging.color import srgb_to_linear
+    lin = srgb_to_linear(portrait()[60:316, 128:384])
+    h, w = lin.shape[:2]
+    x = np.arange(w, dtype=np.float32)
+    t = np.clip((x / w - 0.5) / 0.4, 0.0, 1.0)
+    light = 1.25 * (1.0 - 0.985 * t * t * (3.0 - 2.0 * t))
+    scene = lin * light[None, :, None]
+    for cx, cy in SPECULARS:
+        a = disc_alpha(h, w, cx, cy, specular_radius_px)[:, :, None]
+        scene = scene * (1.0 - a) + SPECULAR_LINEAR * a
+    return scene.astype(np.float32)
+
+
+@dataclass
+class ClippedBurst(Burst):
+    linear_truths: List[np.ndarray] = field(default_factory=list)   # each frame's scene in linear light, unclipped
+    exposure: float = 1.0           # the scene's scale before the noise (0.02: a night burst at 2 % exposure)
+
+    def truth_at(self, k: int, ev: float = 0.0) -> np.ndarray:
+        """Frame k's ground truth brightened by `ev` stops in linear light, clipped to [0, 1], sRGB-encoded."""
+        from core.imaging.color import linear_to_srgb
+        return linear_to_srgb(np.clip(self.linear_truths[k] * np.float32(2.0 ** ev), 0.0, 1.0)).astype(np.float32)
+
+
+def quantize_u16(x: np.ndarray) -> np.ndarray:
+    """What a 16-bit PNG holds of values in [0, 1]: round(x·65535)/65535."""
+    return (np.round(np.clip(x, 0.0, 1.0) * 65535.0) / 65535.0).astype(np.float32)
+
+
+def clipped_burst(scene_linear: np.ndarray, n: int = 8, seed: int = 0, noise_a: float = 0.004,
+                  noise_b: float = 0.0004, exposure: float = 1.0, max_shift_px: float = 8.0,
+                  max_rotation_deg: float = 1.0, object_radius_frac: float = 0.11,
+                  object_step_px: float = 5.0) -> ClippedBurst:
+    """A hand-held burst of a linear-light scene (values may exceed 1) scaled by `exposure`, with the noise of
+    variance noise_a·signal + noise_b added in linear light to the exposed signal, then clipped to [0, 1] (black
+    and white), sRGB-encoded and quantised as a 16-bit PNG. Motion as `burst`: frame 0 unmoved, the others
+    shifted up to ±max_shift_px and rolled up to ±max_rotation_deg; a textured disc (lit like the scene's bright
+    side, scaled by the exposure too) moves by object_step_px per frame. truths are the clipped, encoded scene."""
+    from core.imaging.color import linear_to_srgb, srgb_to_linear
+
+    rng = np.random.default_rng(seed)
+    h, w = scene_linear.shape[:2]
+    radius = object_radius_frac * min(h, w)
+    obj = srgb_to_linear(texture(h, w, seed + 101) * np.array([0.9, 0.6, 0.3], np.float32) + 0.05)
+    y_obj = h * 0.62
+    x_start = w * 0.5 - object_step_px * (n - 1) / 2
+    frames, truths, linear, masks, shifts, angles = [], [], [], [], [], []
+    for k in range(n):
+        if k == 0:
+            dx = dy = ang = 0.0
+        else:
+            dx, dy = rng.uniform(-max_shift_px, max_shift_px, 2)
+            ang = rng.uniform(-max_rotation_deg, max_rotation_deg)
+        moved, _ = warp_affine(scene_linear, float(dx), float(dy), float(ang))
+        moved = np.maximum(moved, 0.0)            # bicubic overshoot beside the highlights
+        cx = x_start + object_step_px * k
+        alpha = disc_alpha(h, w, cx, y_obj, radius)
+        tex, _ = warp_affine(obj, cx - w * 0.5, 0.0)
+        scene = (moved * (1 - alpha[:, :, None]) + tex * alpha[:, :, None]) * np.float32(exposure)
+        noisy = poisson_gaussian(scene, noise_a, noise_b, rng)
+        frames.append(quantize_u16(linear_to_srgb(np.clip(noisy, 0.0, 1.0))))
+        truths.append(linear_to_srgb(np.clip(scene, 0.0, 1.0)).astype(np.float32))
+        linear.append(scene.astype(np.float32))
+        masks.append(alpha > 0.5)
+        shifts.append((float(dx), float(dy)))
+        angles.append(float(ang))
+    import cv2
+    covered = cv2.dilate(np.any(np.stack(masks), axis=0).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    margin = int(np.ceil(max_shift_px + np.radians(max_rotation_deg) * 0.5 * np.hypot(h, w))) + 2
+    static = ~covered
+    static[:margin] = static[-margin:] = False
+    static[:, :margin] = static[:, -margin:] = False
+    return ClippedBurst(frames, truths, masks, static, shifts, angles, float(noise_a), float(noise_b),
+                        linear_truths=linear, exposure=float(exposure))
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Depth of field ground truth (refocus)
 

@@ -17,6 +17,12 @@ real (no complex arithmetic) and its windowed form is a few large matrix product
 makes the merge fast on a CPU. Measured on the test bursts against the DFT merge: static areas +0.2 dB, whole
 frame +0.1 to +0.5 dB, the moving object 0.5 dB lower (still 9 dB above the single frame).
 
+The merged pixels estimate the mean of what the frames hold, and frames are clipped at black and white: with
+an `unclip` table (clipping.py) each pixel of the finished canvas is taken back to the scene value before it is
+encoded (then times `gain`, the exposure, in linear light). That is done per pixel after the overlap-add, since
+only then is a pixel's value complete; the temporal and spatial pooling before it is what keeps the inversion's
+slope (about 2 at most) from amplifying much noise.
+
 Work is done in strips of a few tile rows: each strip samples only the rows it needs from every frame (motion-
 compensated, bicubic; sampling.py), so 8 frames of 12 MP never exist as a float stack, and a strip's working set
 stays a few MB. On a CPU the strips are split into one contiguous run per core, each merged by its
@@ -35,6 +41,7 @@ from ...jobs import Job
 from ...parallel import cpu_map, workers_for
 from . import lapped
 from .align import FrameMotion
+from .clipping import Unclipper
 from .noise import NoiseModel
 from .sampling import make_sampler
 
@@ -129,10 +136,12 @@ class _StripMerger:
 
 def merge(frames: Sequence[np.ndarray], reference: int, motions: List[Optional[FrameMotion]], noise: NoiseModel,
           tile: int = 16, strength: float = 1.0, spatial: float = 1.0, device=None, job: Optional[Job] = None,
-          value_range: Tuple[float, float] = (0.0, 1.0)):
+          value_range: Tuple[float, float] = (0.0, 1.0), unclip: Optional[Unclipper] = None, gain: float = 1.0):
     """Merge `frames` (H×W×3 sRGB-encoded numpy) onto the reference's geometry; returns H×W×3 float32
     sRGB-encoded numpy clipped to `value_range`, plus the mean acceptance 1 - A of the other frames over all
-    tiles and frequencies (1 = averaged in fully, 0 = fell back to the reference)."""
+    tiles and frequencies (1 = averaged in fully, 0 = fell back to the reference). `unclip`: the frames'
+    clipping model (each merged pixel goes back to the scene value; None keeps the merged mean); `gain`: linear
+    factor applied to the result before it is encoded (2^exposure)."""
     device = torch.device(device or "cpu")
     job = job or Job()
     h, w = frames[reference].shape[:2]
@@ -177,8 +186,14 @@ def merge(frames: Sequence[np.ndarray], reference: int, motions: List[Optional[F
     linear = canvas[:, s:s + h, s:s + w].transpose(1, 2, 0)
 
     def encode(r0: int) -> None:
-        block = linear_to_srgb(linear[r0:r0 + ENCODE_ROWS])
-        np.clip(block, lo, hi, out=image[r0:r0 + ENCODE_ROWS])
+        rows = slice(s + r0, s + min(r0 + ENCODE_ROWS, h))
+        if unclip is not None:        # the scene, not the mean of clipped samples (clipping.py), times the gain
+            for c in range(3):
+                unclip.apply(canvas[c, rows, s:s + w], gain)
+        block = linear[r0:r0 + ENCODE_ROWS]
+        if unclip is None and gain != 1.0:
+            block = block * np.float32(gain)
+        np.clip(linear_to_srgb(block), lo, hi, out=image[r0:r0 + ENCODE_ROWS])
 
     cpu_map(encode, range(0, h, ENCODE_ROWS), device)
     job.progress(1.0, "merged")
