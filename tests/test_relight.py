@@ -220,6 +220,98 @@ def test_3200_kelvin_turns_grey_to_the_planckian_chromaticity():
     assert np.abs(neutral.image - grey).max() < 1e-4     # 6504 K is neutral: nothing changes
 
 
+def _tinted(hd):
+    """The head with an albedo whose colour changes smoothly across the face (redder toward the right, yellower
+    low, bluer top left): colour that follows the normals, which a per-channel light fit takes for coloured
+    light."""
+    h, w = hd.mask.shape
+    yy, xx = np.mgrid[0:h, 0:w] / float(max(h, w))
+    tint = np.stack([1 + 0.25 * np.sin(6 * xx), 1 + 0.2 * np.cos(5 * yy), 1 - 0.25 * np.sin(4 * (xx + yy))], -1)
+    return scenes.Head(**{**hd.__dict__, "albedo": np.clip(hd.albedo * tint, 0, 1).astype(np.float32)})
+
+
+def _measurable(*images):
+    """Pixels whose colour can be measured in all `images` (linear): no channel near black or clipped."""
+    ok = np.ones(images[0].shape[:2], bool)
+    for im in images:
+        ok &= (im.min(axis=2) > 2e-3) & (im.max(axis=2) < 0.99)
+    return ok
+
+
+def test_neutral_lights_keep_every_pixels_chromaticity(hd):
+    """A rendered picture (a linear camera, no skin scattering: the colour law reads κ = 0) relit by neutral
+    lights: the ratio is one number per pixel, so each pixel keeps its chromaticity, even where the albedo's
+    colour follows the shape of the face. The per-channel light fit used to put that colour into the old
+    light and divide it out: 0.017 in xy at the 99th percentile, 0.025 at worst, R, G and B ratios up to 26 %
+    apart."""
+    tinted = _tinted(hd)
+    img_a = scenes.render_lambert(tinted, LIGHT_A, AMBIENT_A)
+    mask = hd.mask.astype(np.float32)
+    for params in (LIGHT_B_PARAMS, {"preset": "loop", "shadows": 0.8}):
+        res, out = _relit(img_a, params, mask, normals=hd.normals)
+        before = srgb_to_linear(_encode(img_a))
+        where = hd.face & _measurable(before, res)
+        shift = np.linalg.norm(C.linear_srgb_to_xy(res[where].astype(np.float64)) -
+                               C.linear_srgb_to_xy(before[where].astype(np.float64)), axis=1)
+        ratio = res[where].astype(np.float64) / before[where]
+        spread = (ratio.max(axis=1) - ratio.min(axis=1)) / ratio.mean(axis=1)
+        print(f"neutral lights on a tinted albedo ({params.get('preset')}): xy shift p99 "
+              f"{np.percentile(shift, 99):.5f}, max {shift.max():.5f}; RGB ratio spread p99 "
+              f"{np.percentile(spread, 99):.5f}; colour law κ {out.info.get('colour_law_kappa')}")
+        assert out.info["colour_law_kappa"] == 0.0
+        assert np.percentile(shift, 99) < 0.003 and shift.max() < 0.005
+        assert np.percentile(spread, 99) < 0.01
+
+
+def test_3200_kelvin_warms_every_lit_pixel_and_none_toward_green(hd):
+    """The same key at 3200 K and at 6504 K: every pixel of the face moves toward the warm end of the
+    Planckian chord (the lit ones by at least 0.02 in xy), and none off it toward green."""
+    img = _encode(scenes.render_lambert(_tinted(hd), LIGHT_A, AMBIENT_A))
+    mask = hd.mask.astype(np.float32)
+    run = lambda k: srgb_to_linear(registry.run(  # noqa: E731
+        "relight", {"image": img, "normals": hd.normals},
+        {"preset": "none", "light": [[50, 25, 1, k, 0]], "ambient": 0.15}, mask=mask,
+        stored_as={"normals": "f32"}).image)
+    neutral, warm = run(6504), run(3200)
+    where = hd.face & _measurable(neutral, warm)
+    d = C.linear_srgb_to_xy(warm[where].astype(np.float64)) - C.linear_srgb_to_xy(neutral[where].astype(np.float64))
+    chord = C.cct_to_xy(3200.0) - C.cct_to_xy(6504.0)
+    chord /= np.linalg.norm(chord)
+    green = np.array([-chord[1], chord[0]])
+    green = green if green[1] > 0 else -green          # off the chord toward +y: green
+    along, off = d @ chord, d @ green
+    lit = (hd.normals[where] @ L.direction(50, 25)) > 0.1
+    print(f"3200 K against 6504 K: toward warm min {along.min():.4f} (lit {along[lit].min():.4f}), "
+          f"toward green max {off.max():.4f}")
+    assert along.min() > -1e-4 and along[lit].min() > 0.02
+    assert (off <= 0.2 * along + 1e-4).all()
+
+
+def test_colour_law_is_read_from_the_picture(hd):
+    """A picture whose colours follow the light as a photograph's skin does (log-chromaticity a_c relative to
+    the luminance, da_c / d ln s = −κ a_c: darker is more saturated): the law's κ is recovered from the
+    picture and its normals; a rendered picture, and one whose albedo colour follows the normals, read κ = 0."""
+    from core.operators.relight import response
+    mask = hd.mask.astype(np.float32)
+    grey = scenes.Head(**{**hd.__dict__, "albedo": np.ones_like(hd.albedo)})
+    s = scenes.render_lambert(grey, LIGHT_A, AMBIENT_A)[..., 0].astype(np.float64)
+    rho = hd.albedo.astype(np.float64)
+    y = rho @ sh.LUMA
+    a = np.log(rho / y[..., None])
+    got = {}
+    for kappa in (0.3, 0.6):
+        q = np.exp(a * np.maximum(s, 1e-3)[..., None] ** (-kappa))   # a(s) = a(1) · s^−κ
+        q /= (q @ sh.LUMA)[..., None]
+        img = ((y * s)[..., None] * q).astype(np.float32)
+        got[kappa] = response.estimate(img, hd.normals, sh.fit(img, hd.normals, mask).grey(), hd.mask)["kappa"]
+    for name, scene in (("rendered", hd), ("tinted", _tinted(hd))):
+        img = scenes.render_lambert(scene, LIGHT_A, AMBIENT_A)
+        got[name] = response.estimate(img, hd.normals, sh.fit(img, hd.normals, mask).grey(), hd.mask)["kappa"]
+    print("colour law κ read:", {k: round(v, 3) for k, v in got.items()})
+    assert abs(got[0.3] - 0.3) < 0.06 and abs(got[0.6] - 0.6) < 0.08
+    assert got["rendered"] == 0.0 and got["tinted"] == 0.0
+
+
 def test_light_from_a_reference_within_2_db_of_the_exact_lights(hd):
     img_a = scenes.render_lambert(hd, LIGHT_A, AMBIENT_A)
     truth = scenes.render_lambert(hd, LIGHT_B, AMBIENT_B)
@@ -297,6 +389,12 @@ def test_presets_are_documented_sets_of_lights():
         assert all(l.intensity > 0 for l in lights)
     rim = L.PRESETS["rim"]
     assert any(abs(l.azimuth_deg) > 90 and l.kelvin < 4000 for l in rim)   # a warm light from behind
+
+
+def test_the_light_table_names_its_columns():
+    light = registry.get("relight").param("light")
+    assert light.components == ("azimuth", "elevation", "intensity", "kelvin", "size") == L.LIGHT_COMPONENTS
+    assert len(light.components) == light.size == len(L.LIGHT_FIELDS)
 
 
 def test_light_direction_convention():

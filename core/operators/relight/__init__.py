@@ -2,15 +2,20 @@
 
 Stages (one module each):
 - geometry: the subject's normals and height, from a normal map, a depth map or the face mesh (mesh_surface);
-- sh: the old light, as 9 spherical-harmonic coefficients per channel, fitted robustly over the subject;
+- sh: the old light, as 9 spherical-harmonic coefficients, fitted robustly over the subject (one colour);
 - lights: the new lights (directions, kelvin colour, presets);
 - shading: diffuse (point, area, wrap) and specular shading of the new lights;
+- response: how this photo's skin colour follows the light (its colour law, measured on the face);
 - shadows: cast shadows by marching the height field toward each light.
 
-Re-rendering is a ratio image in linear light, I' = I · S_new / S_old (+ a specular term on skin), with the ratio
-clamped to [1 / MAX_GAIN, MAX_GAIN]: the albedo, every pore of it, is untouched by construction because only the
-shading changes. With no --mask only the person (the person mask, feathered) is relit, and pixels outside it are
-bit-identical; with a mask the mask is the subject (the registry blends by it afterwards).
+Re-rendering is a ratio image in linear light, I' = I · S_new / S_old (+ a specular term on skin): the albedo,
+every pore of it, is untouched by construction because only the shading changes. The old light is one colour
+(its luminance shading: a colour that changes across the face is the albedo's as far as one picture can tell),
+so the ratio is the light's level k = Y(S_new) / S_old, clamped to [1 / MAX_GAIN, MAX_GAIN], times the new
+lights' own colour S_new / Y(S_new); on skin the level is spread over the channels by the photo's own colour law
+(`response`: the same skin in less light is warmer and more saturated), elsewhere it is one number per pixel.
+With no --mask only the person (the person mask, feathered) is relit, and pixels outside it are bit-identical;
+with a mask the mask is the subject (the registry blends by it afterwards).
 
 Geometry, the light fit and shadows run at a working resolution of at most WORK_SIDE pixels on the long side
 (shadows at SHADOW_SIDE); the ratio, which is smooth, is upsampled to the full picture.
@@ -28,7 +33,7 @@ from ...imaging.color import linear_to_srgb, srgb_to_linear
 from ...registry import Context, Input, Operator, Output, Param
 from . import geometry as geo
 from . import lights as L
-from . import reference, shading, shadows, sh
+from . import mesh_surface, reference, response, shading, shadows, sh
 
 WORK_SIDE = 800          # geometry, the light fit and the ratio image: the shading of a face is smooth
 PERSON_SIDE = 480        # the person mask's edge-aware upsampling stops here (the subject is feathered anyway)
@@ -39,6 +44,7 @@ OLD_LIGHT_FLOOR = 0.35   # of the old shading's mean: where the fit extrapolates
 DEFAULT_AMBIENT = 0.2    # with lights (no reference): what fills the shadows
 EXPOSE_PERCENTILE = 90.0  # keep_exposure matches this percentile of the subject's shading, old and new
 PERSON_FLOOR = 0.02      # person probability below which a pixel is background: left bit-identical
+MESH_SHADOW_SOFTENING = 0.025  # Gaussian σ of the mesh's cast shadows, in face widths
 FEATHER_FRACTION = 0.01  # of the long side: the person mask's edge is softened this much when it is the subject
 
 
@@ -290,21 +296,32 @@ def run(inputs: Dict[str, Any], p: Dict[str, Any], ctx: Context) -> Output:
     fit_weight = subject * g.confidence
     if float((fit_weight > 0.5).sum()) < 32:
         raise UserError("the subject is too small to read its light from (fewer than 32 pixels)", "bad-input")
-    old = sh.fit_normalised(lin_work, normals, fit_weight)
-    s_old = old.shading(normals)
-    job.progress(0.5, "relight: old light estimated")
-
+    # The old light as one colour (see SHLight.grey): its luminance shading, the same in every channel.
+    old = sh.normalise(sh.fit(lin_work, normals, fit_weight).grey(), normals, fit_weight)
+    s_old = old.shading(normals)[:, :, 0]
     skin = None
-    if faces and want_skin:
+    law_where = None
+    if faces:
         from ... import face
         skin = face.region_mask(img_work, "skin", faces, device=ctx.device)
+        law_where = response.skin_weight(img_work, skin, [f.landmarks for f in faces if f.landmarks is not None])
+    # The colour law is read on confident geometry over skin (where it applies), see response.
+    trusted = fit_weight > 0.5
+    if law_where is not None:
+        trusted &= law_where > 0.5
+    law = response.estimate(lin_work, normals, old, trusted)
+    job.progress(0.5, "relight: old light estimated")
+
+    if not want_skin:
+        skin = None
     wrap = p["wrap"] * skin if skin is not None else 0.0
 
     s_new = np.full((wh, ww, 3), np.float32(ambient), np.float32)
     spec = np.zeros((wh, ww, 3), np.float32)
     info: Dict[str, Any] = {"geometry": g.source, "preset": preset, "lights": [l.as_list() for l in new_lights],
                             "ambient": ambient, **(g.facts or {}), **{f"old_light_{k}": v for k, v in
-                                                                       sh.describe(old).items()}}
+                                                                       sh.describe(old).items()},
+                            "colour_law_kappa": round(law["kappa"], 3)}
     # What is rendered: (direction, rgb intensity, angular radius, size in degrees) per light.
     render = [(l.direction, l.intensity * l.colour, l.half_angle_rad, l.size_deg) for l in new_lights
               if l.intensity > 0]
@@ -330,6 +347,9 @@ def run(inputs: Dict[str, Any], p: Dict[str, Any], ctx: Context) -> Output:
     shadow_scale = ssize[0] / ww
     height_s = _resize(g.height, ssize, True) * np.float32(shadow_scale) if p["shadows"] > 0 else None
     subject_s = _resize(subject, ssize, True) if p["shadows"] > 0 else None
+    # The face mesh's relief is coarse (468 points): the edges of the shadows it casts are no sharper than
+    # its own detail, so they are softened by MESH_SHADOW_SOFTENING face widths (a depth or normal map's are not).
+    soften = MESH_SHADOW_SOFTENING * mesh_surface.face_width(landmarks[0]) if (mesh and landmarks) else 0.0
     for k, (direction, rgb, half_angle, size_deg) in enumerate(render):
         if point:
             cos, falloff = _point_light_field(direction, normals, g.height, centre, p["light_distance"],
@@ -342,6 +362,9 @@ def run(inputs: Dict[str, Any], p: Dict[str, Any], ctx: Context) -> Output:
         if height_s is not None:
             vis = shadows.visibility(height_s, direction, half_angle, subject_s, job.check_cancel)
             vis = _resize(vis, wsize, False)
+            if soften > 0.3:
+                import cv2
+                vis = cv2.GaussianBlur(vis, (0, 0), soften)
             vis = 1.0 - np.float32(p["shadows"]) * (1.0 - vis)
         term = diff
         if falloff is not None:
@@ -365,16 +388,22 @@ def run(inputs: Dict[str, Any], p: Dict[str, Any], ctx: Context) -> Output:
         pick = np.flatnonzero((fit_weight > 0.5).reshape(-1))
         pick = pick[::max(1, pick.size // 50_000)]          # a percentile needs no more samples
         lum_new = s_new.reshape(-1, 3)[pick] @ sh.LUMA.astype(np.float32)
-        lum_old = s_old.reshape(-1, 3)[pick] @ sh.LUMA.astype(np.float32)
+        lum_old = s_old.reshape(-1)[pick]
         gain = float(np.percentile(lum_old, EXPOSE_PERCENTILE)) / max(float(np.percentile(lum_new,
                                                                                            EXPOSE_PERCENTILE)), 1e-6)
         s_new *= np.float32(gain)
         spec *= np.float32(gain)
         info["exposure_gain"] = round(gain, 4)
     sel = fit_weight > 0.5
-    mean_old = np.maximum(s_old[sel].mean(axis=0), 1e-6).astype(np.float32)
-    ratio = s_new / np.maximum(s_old, np.float32(OLD_LIGHT_FLOOR) * mean_old[None, None, :])
-    ratio = np.clip(ratio, 1.0 / MAX_GAIN, MAX_GAIN)
+    mean_old = max(float(s_old[sel].mean()), 1e-6)
+    # The ratio: the level (luminance) of the light, clamped, times the new lights' own colour, spread over the
+    # channels by the photo's colour law (response: darker is more saturated, as in the photo's own shadows).
+    lum_new = s_new @ sh.LUMA.astype(np.float32)
+    level = lum_new / np.maximum(s_old, np.float32(OLD_LIGHT_FLOOR * mean_old))
+    level = np.clip(level, 1.0 / MAX_GAIN, MAX_GAIN).astype(np.float32)
+    tint = np.where((lum_new > 1e-6)[:, :, None], s_new / np.maximum(lum_new, 1e-6)[:, :, None], 1.0)
+    gains = response.channel_gains(level, lin_work, law["kappa"], law["range"], where=law_where)
+    ratio = tint.astype(np.float32) * gains
     strength = np.float32(p["strength"])
     if strength < 1.0:
         ratio = np.power(ratio, strength)     # geometric: half strength is half the change in stops
@@ -406,7 +435,7 @@ PARAMS = (
           "exposure off, 1 from the camera gives the original exposure), "
           "colour temperature (K; 6504 = neutral) and size (deg, angular diameter; 0 = hard), e.g. "
           "45,30,1,6504,10; repeat for more lights", size=5, repeat=True, min=-360.0, max=40000.0,
-          title="Lights"),
+          title="Lights", components=L.LIGHT_COMPONENTS),
     Param("ambient", "float", None, "light from everywhere, filling the shadows (automatic: 0.2 with lights, "
           "0 with a reference)", unit="ratio", min=0.0, max=4.0, optional=True, step=0.05),
     Param("strength", "float", 1.0, "how much of the change to apply (0 = the original, 1 = fully relit; "

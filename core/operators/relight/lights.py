@@ -34,6 +34,8 @@ SIZE_MAX_DEG = 120.0                 # angular diameter; beyond that a light is 
 
 # How one --light item is written (the registry's vector has a fixed size, so every number is given).
 LIGHT_FIELDS = ("azimuth_deg", "elevation_deg", "intensity", "kelvin", "size_deg")
+# Their names in the hosts' light tables (the registry's vector components: column headers).
+LIGHT_COMPONENTS = ("azimuth", "elevation", "intensity", "kelvin", "size")
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,14 @@ camera): a vertex (x, y, z) of the mesh is the point (x, −y, z).
 - Face: per pixel the triangle that covers it (nearest drawn last), barycentric weights λ at the pixel centre;
   height Σ λ z_i; normal normalise(Σ λ N_i) with N_i the area-weighted vertex normals (Phong interpolation:
   smooth across the triangles' edges).
+- Mouth: the mesh's lips, mouth corners and teeth (its least reliable part: the inner lip contour rides on the
+  teeth of an open smile, the corners fold) are replaced by a smooth patch through the surrounding surface
+  (normals: their Gaussian average; height: a membrane), so its creases print no dark lines or spots.
 - Head: an ellipsoid around the face (the skull is wider than the face oval and reaches higher), its depth
-  axis as long as its half-width; body: the person mask rounded off at its outline over BODY_ROUNDING face
-  widths (h = R √(1 − (1 − d/R)²) of the distance d to the outline). Head and body join by a smooth maximum.
+  axis as long as its half-width; neck: a column under the chin along the face's axis, behind the chin, facing
+  the camera; body: the person mask rounded off at its outline over BODY_ROUNDING face widths
+  (h = R √(1 − (1 − d/R)²) of the distance d to the outline, vertical steps counting BODY_VERTICAL times:
+  a body is rounded across). Body, neck and head join by a smooth maximum.
 - Blend: the face surface is shifted in z to sit on the head proxy along the face oval, and weighted by a ramp
   from the mesh's outline inward (FACE_RAMP of the face width), so the normals turn from the mesh's to the
   proxy's without a seam.
@@ -41,9 +46,17 @@ HEAD_WIDTH = 1.15        # head proxy half-width / half the face width (the skul
 HEAD_HEIGHT = 1.30       # head proxy half-height / half the face height (it reaches over the hair)
 HEAD_RAISE = 0.12        # the skull's centre lies this fraction of the face height above the oval's centre
 BODY_ROUNDING = 0.6      # the body's outline rounds off over this many face widths
+BODY_VERTICAL = 3        # a vertical step toward the outline counts this many horizontal ones (body_distance)
 BODY_BEHIND = 0.3        # the body's surface lies this many face widths behind the head's silhouette plane
 FACE_RAMP = 0.08         # blend ramp from the mesh's outline inward, in face widths
+NECK_RADIUS = 0.38       # neck half-width / face width
+NECK_DEPTH = 0.35        # the neck's front above the head's silhouette plane, in face widths (behind the chin)
+NECK_LENGTH = 0.45       # the neck column reaches this many face heights below the chin (fading out)
 SMOOTH_MAX = 0.04        # softness of the head/body union, in face widths
+MOUTH_MARGIN = 0.04      # the mouth's smooth patch reaches this many face widths beyond the outer lip contour
+MOUTH_FEATHER = 0.03     # and fades in over this many
+MEMBRANE_ITERATIONS = 400  # Jacobi sweeps of the mouth's height membrane (it starts from a smooth guess)
+MOUTH_FILL = 0.08        # Gaussian σ of the patch's average of the surrounding surface, in face widths
 NORMAL_SMOOTHING = 0.02  # Gaussian σ of the face normals, in face widths (3 mm on an adult face)
 
 
@@ -162,6 +175,71 @@ def rasterise(lm: np.ndarray, tris: np.ndarray, shape: Tuple[int, int], normals_
     return height, normals, covered, (x0, y0, x1, y1)
 
 
+def mouth_weight(lm: np.ndarray, shape: Tuple[int, int], origin: Tuple[int, int], fw: float) -> np.ndarray:
+    """How much of the mouth a pixel is (H×W float32 in [0, 1]; origin = the array's (x, y) in the image):
+    the outer lip contour filled, grown by MOUTH_MARGIN face widths (the corners and the lips' shadow lines),
+    feathered over MOUTH_FEATHER."""
+    import cv2
+
+    from ...face.topology import LIPS_OUTER
+
+    h, w = shape
+    pts = np.round((lm[LIPS_OUTER, :2] - np.asarray(origin, np.float64)) * 16 - 8).astype(np.int32)
+    m = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(m, [pts], 1, lineType=cv2.LINE_8, shift=4)
+    k = max(1, int(round(MOUTH_MARGIN * fw)))
+    m = cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1)))
+    return np.clip(cv2.GaussianBlur(m.astype(np.float32), (0, 0), max(MOUTH_FEATHER * fw, 0.5)) * 1.5, 0.0, 1.0)
+
+
+def quiet_mouth(lm: np.ndarray, z: np.ndarray, n: np.ndarray, covered: np.ndarray, origin: Tuple[int, int],
+                fw: float) -> Tuple[np.ndarray, np.ndarray]:
+    """The mesh's mouth replaced by a smooth surface through its surroundings. The lips, their corners and the
+    teeth are the mesh's least reliable part (its inner lip contour rides on the teeth of an open smile, the
+    holes are closed by Delaunay triangles, the corners fold): their normals would print the mesh's creases
+    into the ratio image as dark lines and spots. Inside mouth_weight the normals become the normalised
+    Gaussian average (σ = MOUTH_FILL face widths) of the covered pixels outside the mouth, the height the
+    membrane through them (`_membrane`)."""
+    import cv2
+
+    m = mouth_weight(lm, z.shape, origin, fw)
+    if not (m > 0).any():
+        return z, n
+    data = (covered & (m <= 0.0)).astype(np.float32)
+    sigma = max(MOUTH_FILL * fw, 1.0)
+    den = cv2.GaussianBlur(data, (0, 0), sigma)
+    ok = den > 1e-4
+    fz = cv2.GaussianBlur(z.astype(np.float32) * data, (0, 0), sigma) / np.maximum(den, 1e-4)
+    fn = cv2.GaussianBlur(n.astype(np.float32) * data[:, :, None], (0, 0), sigma) / np.maximum(den, 1e-4)[:, :, None]
+    fn /= np.maximum(np.linalg.norm(fn, axis=2, keepdims=True), 1e-12)
+    wgt = np.where(ok & covered, m, 0.0).astype(np.float32)
+    fz = _membrane(np.where(data > 0, z, fz).astype(np.float32), (wgt > 0) & (data <= 0))
+    z_out = z + wgt * (fz - z)
+    n_out = n + wgt[:, :, None] * (fn - n)
+    n_out /= np.maximum(np.linalg.norm(n_out, axis=2, keepdims=True), 1e-12)
+    return z_out.astype(np.float32), np.where(covered[:, :, None], n_out, n).astype(np.float32)
+
+
+def _membrane(z: np.ndarray, free: np.ndarray, iterations: int = MEMBRANE_ITERATIONS) -> np.ndarray:
+    """z with its `free` pixels replaced by the membrane (Laplace's equation, ∇²z = 0) through the others:
+    Jacobi sweeps over the free pixels' bounding box, started from z itself. A Gaussian average of the
+    surroundings would sag below the lips and the chin's higher ring: a trench that the cheeks shadow."""
+    ys, xs = np.nonzero(free)
+    if ys.size == 0:
+        return z
+    y0, y1 = max(int(ys.min()) - 1, 0), min(int(ys.max()) + 2, z.shape[0])
+    x0, x1 = max(int(xs.min()) - 1, 0), min(int(xs.max()) + 2, z.shape[1])
+    sub = z[y0:y1, x0:x1].astype(np.float64).copy()
+    f = free[y0:y1, x0:x1]
+    for _ in range(iterations):
+        p = np.pad(sub, 1, mode="edge")
+        avg = 0.25 * (p[:-2, 1:-1] + p[2:, 1:-1] + p[1:-1, :-2] + p[1:-1, 2:])
+        sub[f] = avg[f]
+    out = z.copy()
+    out[y0:y1, x0:x1] = sub.astype(z.dtype)
+    return out
+
+
 def _smooth_max(a: np.ndarray, b: np.ndarray, k: float) -> np.ndarray:
     return 0.5 * (a + b + np.sqrt((a - b) ** 2 + k * k))
 
@@ -195,12 +273,65 @@ def _ellipsoid(lm: np.ndarray, shape) -> Tuple[np.ndarray, np.ndarray, float]:
     return out, inside, cz
 
 
+def _neck(lm: np.ndarray, shape, floor: float) -> np.ndarray:
+    """Height of the neck proxy: a column below the chin along the face's axis (chin -> forehead reversed),
+    NECK_RADIUS face widths across, its front NECK_DEPTH face widths above the head's silhouette plane (so
+    behind the chin), h = NECK_DEPTH · w · √(1 − u²) of the lateral offset u (in radii); it fades into `floor`
+    over the lower half of its NECK_LENGTH (face heights below the chin). Under the chin the person mask's
+    body is no guide (its outline there is the shoulders, the collar, a helmet ring), and a body rising toward
+    the chest faces up into a light from above: a bright band under a dark jaw."""
+    h, w = shape
+    width = face_width(lm)
+    top, chin = lm[FOREHEAD_TOP, :2], lm[CHIN, :2]
+    up = (top - chin) / max(np.linalg.norm(top - chin), 1e-6)
+    face_h = float(np.linalg.norm(top - chin))
+    across = np.array([-up[1], up[0]])
+    radius = NECK_RADIUS * width
+    length = NECK_LENGTH * face_h
+    out = np.full(shape, floor, np.float32)
+    ends = [chin + 0.3 * face_h * up, chin - length * up]
+    pts = np.array([e + s * radius * across for e in ends for s in (-1, 1)])
+    x0, y0 = np.floor(pts.min(0)).astype(int) - 1
+    x1, y1 = np.ceil(pts.max(0)).astype(int) + 2
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    if x1 <= x0 or y1 <= y0:
+        return out
+    yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    dx, dy = xx + 0.5 - chin[0], yy + 0.5 - chin[1]
+    u = (dx * across[0] + dy * across[1]) / radius
+    below = -(dx * up[0] + dy * up[1])                       # pixels below the chin along the axis
+    col = NECK_DEPTH * width * np.sqrt(np.clip(1.0 - u * u, 0.0, 1.0))
+    t = np.clip((below - 0.5 * length) / (0.5 * length), 0.0, 1.0)
+    fade = 1.0 - t * t * (3.0 - 2.0 * t)
+    inside = (np.abs(u) < 1.0) & (below > -0.3 * face_h)
+    val = floor + (col - floor) * fade
+    out[y0:y1, x0:x1] = np.where(inside, np.maximum(val, floor), floor)
+    return out
+
+
 def _gradient_normals(height: np.ndarray) -> np.ndarray:
     """Normals of a height field (pixels toward the camera, x right, y down): n ∝ (−H_x, H_y, 1)."""
     hx = np.gradient(height, axis=1)
     hy = np.gradient(height, axis=0)
     n = np.stack([-hx, hy, np.ones_like(height)], axis=2)
     return (n / np.linalg.norm(n, axis=2, keepdims=True)).astype(np.float32)
+
+
+def body_distance(inside: np.ndarray) -> np.ndarray:
+    """Distance (pixels) from each pixel of the person to the person's outline, with vertical steps counting
+    BODY_VERTICAL times as much as horizontal ones: a body is rounded across (its cross-sections are about
+    horizontal), so the neck is a column whose surface faces the camera, not a saddle that rises toward the
+    wider chest and faces up into a light from above. Computed on the mask stretched vertically."""
+    import cv2
+
+    h, w = inside.shape
+    k = int(BODY_VERTICAL)
+    if k <= 1:
+        return cv2.distanceTransform(inside, cv2.DIST_L2, 5)
+    tall = np.repeat(inside, k, axis=0)
+    dist = cv2.distanceTransform(np.ascontiguousarray(tall), cv2.DIST_L2, 5)
+    # The centre row of each stretched pixel: distances stay in horizontal pixels.
+    return dist[k // 2::k][:h]
 
 
 def surface(landmarks: Sequence[np.ndarray], person: np.ndarray) -> Surface:
@@ -214,7 +345,7 @@ def surface(landmarks: Sequence[np.ndarray], person: np.ndarray) -> Surface:
     width = max(face_width(lm) for lm in faces) if faces else 0.25 * min(shape)
     # Body: rounded at its outline.
     r = BODY_ROUNDING * width
-    dist = cv2.distanceTransform(inside, cv2.DIST_L2, 5)
+    dist = body_distance(inside)
     t = np.clip(dist / r, 0.0, 1.0)
     body = r * np.sqrt(np.clip(1.0 - (1.0 - t) ** 2, 0.0, 1.0))
     body = cv2.GaussianBlur(body.astype(np.float32), (0, 0), max(r / 4.0, 0.8))
@@ -223,6 +354,7 @@ def surface(landmarks: Sequence[np.ndarray], person: np.ndarray) -> Surface:
     face_parts = []
     sources = set()
     for lm in faces:
+        proxy = _smooth_max(proxy, _neck(lm, shape, -BODY_BEHIND * width), SMOOTH_MAX * width)
         head, in_head, cz = _ellipsoid(lm, shape)
         # The head's silhouette plane sits on the body's base plane; the head rises cz above it.
         proxy = _smooth_max(proxy, np.where(in_head, head, -BODY_BEHIND * width).astype(np.float32),
@@ -250,6 +382,7 @@ def surface(landmarks: Sequence[np.ndarray], person: np.ndarray) -> Surface:
             n_face = np.where(fill[:, :, None], nd, n_face)
             covered = covered | cd
         fw = face_width(lm)
+        z, n_face = quiet_mouth(lm, z, n_face, covered, (x0, y0), fw)
         # The mesh's depth is least sure at its smallest features (nostril wings, the lips' inner contour),
         # where neighbouring landmarks fold against each other: smooth the normals at a scale below the
         # nose's, normalised by coverage so the hole edges and the outline do not pull in zeros.

@@ -92,6 +92,15 @@ class SHLight:
         return SHLight(self.coeffs * g, self.pixels_used, self.rejected_fraction, self.residual_scale,
                        self.sample_index, self.sample_weight)
 
+    def grey(self) -> "SHLight":
+        """The same light as one colour: every channel's coefficients are the luminance's (LUMA · coeffs).
+        A light whose colour changes with direction cannot be told apart from albedo colour that changes across
+        the subject (a redder chin below a paler forehead reads as warm light from below); as the old light of a
+        ratio image such a colour would be divided out of the albedo."""
+        lum = LUMA @ self.coeffs
+        return SHLight(np.repeat(lum[None, :], 3, axis=0), self.pixels_used, self.rejected_fraction,
+                       self.residual_scale, self.sample_index, self.sample_weight)
+
     def dominant_direction(self) -> np.ndarray:
         """Where most light comes from: the gradient of the best plane S ≈ a + g·n through the luminance
         shading over the front-facing normals (n_z ≥ 0.2). The first band's coefficients alone would not do:
