@@ -63,4 +63,4 @@ def test_refocus_without_depth_keeps_the_eyes_sharp_and_blurs_the_background():
     eyes_kept = _detail(result, eyes) / _detail(img, eyes)
     background_kept = _detail(result, background) / _detail(img, background)
     assert eyes_kept > 0.9, eyes_kept               # measured 1.00 with the portrait proxy
-    assert background_kept < 0.35, background_kept  # measured 0.17
+    assert background_kept < 0.35, background_kept  # measured 0.17 (metric depth, 85 mm f/2: CoC 22.8 px)

@@ -166,10 +166,58 @@ def test_disparity_png_gives_the_same_render(scene, tmp_path):
     disp = (1 / dist) / (1 / dist).max()
     k = LENS.slope_px(2.0, W)
     by_distance = registry.run("refocus", {"image": scene["image"], "depth": dist}, {**OPTICS, "focus_distance": 2.0})
-    params = {**OPTICS, "depth_kind": "disparity", "blur_at_infinity": k * (1 / dist).max(), "focus_at": (120, 120)}
+    # Issue 19: the blur at infinity is a fraction of the image width (was pixels), so the same setting looks the
+    # same at any resolution.
+    params = {**OPTICS, "depth_kind": "disparity", "blur_at_infinity": k * (1 / dist).max() / W,
+              "focus_at": (120, 120)}
     by_disparity = registry.run("refocus", {"image": scene["image"], "depth": disp}, params)
     assert by_disparity.info["depth_kind"] == "disparity"
     assert scenes.psnr(by_disparity.image, by_distance.image) > 50
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Layer plan: cells at least 0.1 % of the frame wide, mixed pixels of a matte split between its two sides
+
+
+def test_layer_plan_in_fractions_of_the_frame():
+    import torch
+
+    from core.operators.refocus import layers
+
+    # Discrete planes: one layer each, at exactly their CoC, whatever the size.
+    coc = torch.tensor([[-30.0, -30.0, 0.0, 0.2], [2.5, 2.5, 12.0, 12.0]])
+    assert layers.plan(coc, None, 4000) == pytest.approx([-30.0, 0.0, 2.5, 12.0])
+    # A continuum from 0 to 10 px: cells 4 px wide at 4000 px (0.1 %); at 500 px 0.5 px wide, then 25 % apart.
+    ramp = torch.linspace(0.0, 10.0, 10001).reshape(1, -1)
+    assert len(layers.plan(ramp, None, 4000)) == 4          # 0, [1, 5), [5, 9), [9, 13)
+    assert len(layers.plan(ramp, None, 500)) == 11          # 0, [1, 1.5), [1.5, 2), [2, 2.5), [2.5, 3.125) ...
+    edges = layers.cell_edges(200.0, 4000)
+    assert edges[:3] == [1.0, 5.0, 9.0] and all(b / a >= 1.25 - 1e-9 for a, b in zip(edges, edges[1:]))
+
+
+def test_mixed_pixels_of_a_matte_split_between_its_two_sides(monkeypatch):
+    """A subject whose edge is a soft matte (alpha blurred by 2 px) in focus at 2 m over a background at 8 m, its
+    depth blended in disparity by the matte as the depth proxy does. With the matte the in-between CoCs place
+    no layers: 2 layers instead of 14, the edge band as close to the exact thin-lens image (within 1.5 dB)."""
+    import core.depth as service
+    from core.depth.metric import MetricDepth
+
+    sc = scenes.bokeh_scene(H, W, PAD, lights=False)
+    bg, fg = sc.layers
+    soft = cv2.GaussianBlur(fg.alpha, (0, 0), 2.0)
+    scene = scenes.LayeredScene([bg, scenes.Layer(fg.rgb, soft, fg.distance_m)])
+    img, a = crop(scene.composite()), crop(soft)
+    dist = (1.0 / (a / 2.0 + (1 - a) / 8.0)).astype(np.float32)
+    truth = crop(scenes.thin_lens_layers(scene, [coc_of(8.0, 2.0), 0.0]))
+    band = cv2.dilate(((a > 0.001) & (a < 0.999)).astype(np.uint8), np.ones((25, 25), np.uint8)) > 0
+    got = {}
+    for name, matte in (("matte", a), ("none", None)):
+        monkeypatch.setattr(service, "estimate_distance", lambda image, focal_ratio, background_m=10.0, job=None,
+                            device=None, matte=matte: MetricDepth(dist.copy(), "stub", 2.0, 8.0, "", matte=matte))
+        out = registry.run("refocus", {"image": img}, {**OPTICS, "focus_distance": 2.0})
+        got[name] = (scenes.psnr(out.image, truth, where=band), out.info["layers"])
+    assert got["matte"][1] == 2 and got["none"][1] > 10, got      # measured 2 and 14
+    assert got["matte"][0] >= 39.5 and got["matte"][0] >= got["none"][0] - 1.5, got   # measured 40.6 and 41.4
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -275,21 +323,34 @@ def test_low_resolution_depth_is_upsampled_along_image_edges(scene):
 
 
 def test_without_depth_the_depth_service_is_used(scene, monkeypatch):
+    # Issue 19: without a depth map refocus asks the depth service for metres through this lens (it used to take
+    # relative disparity and ignore the lens), so the stub stands in for estimate_distance.
     import core.depth as service
+    from core.depth.metric import MetricDepth
 
-    dist = scene["distance"]
-    disp = ((1 / dist) / (1 / dist).max()).astype(np.float32)
-    monkeypatch.setattr(service, "estimate",
-                        lambda image, job=None, device=None: service.DepthResult(disp, "test stub"))
-    out = registry.run("refocus", {"image": scene["image"]}, {**OPTICS, "focus_at": (120, 120)})
-    assert out.info["depth_source"] == "depth service: test stub" and out.info["depth_kind"] == "disparity"
+    asked = {}
+
+    def metric(image, focal_ratio, background_m=10.0, job=None, device=None):
+        asked.update(ratio=focal_ratio, background=background_m)
+        return MetricDepth(scene["distance"].copy(), "test stub", 2.0, 8.0, "stub distances")
+
+    monkeypatch.setattr(service, "estimate_distance", metric)
+    out = registry.run("refocus", {"image": scene["image"]}, {**OPTICS, "focus_at": (120, 120),
+                                                            "background_distance": 12.0})
+    assert asked == {"ratio": pytest.approx(85.0 / 36.0), "background": 12.0}
+    assert out.info["depth_source"] == "depth service: test stub" and out.info["depth_kind"] == "distance"
+    assert out.info["depth_assumed"] == "stub distances" and out.info["subject_distance_m"] == 2.0
     assert np.abs(out.image - scene["image"])[scene["inside"]].max() <= 0.5 / 255
+    # The thin lens of the given depth: the same render as with that map passed in.
+    given = registry.run("refocus", {"image": scene["image"], "depth": scene["distance"]},
+                         {**OPTICS, "focus_at": (120, 120)})
+    assert scenes.psnr(out.image, given.image) > 60
 
-    def unavailable(image, job=None, device=None):
+    def unavailable(image, focal_ratio, background_m=10.0, job=None, device=None):
         raise UserError("no depth map was given and the depth service is not available yet: pass --depth",
                         "missing-input")
 
-    monkeypatch.setattr(service, "estimate", unavailable)
+    monkeypatch.setattr(service, "estimate_distance", unavailable)
     with pytest.raises(UserError):
         registry.run("refocus", {"image": scene["image"]}, {})
 
@@ -323,7 +384,7 @@ def test_cli_refocus_writes_the_result(files):
 
 def test_cli_refocus_with_a_disparity_png(files):
     rc = cli_main(["refocus", str(files / "in.png"), "--depth", str(files / "disparity.png"), "-o",
-                   str(files / "new.tif"), "--focus-at", "120,120", "--blur-at-infinity", "20", "-q"])
+                   str(files / "new.tif"), "--focus-at", "120,120", "--blur-at-infinity", "0.06", "-q"])
     assert rc == 0 and (files / "new.tif").exists()
 
 

@@ -3,6 +3,12 @@
 Peer: the naive per-pixel gather blur of the same CoC map (every output pixel averages a disc of its own CoC).
 At 12 MP with 60 px discs the gather takes far too long to run whole, so it is timed on a central crop and scaled
 by pixel count; the row says so (gather_crop_px, gather_seconds_est).
+
+Without a depth map (issue 19): the astronaut upscaled into a 4:3 frame (as bench/cases/relight.py) at 1 MP and
+12 MP, default settings (85 mm f/2, focus on the nearer eye, background at 10 m), a new picture each time (the
+depth service's cache cleared before every run: what a first run in a host costs). The row gives the depth
+stage's share (wall and CPU seconds until the depth service is done: faces, person mask, metric depth) and the
+layers rendered. No peer: no open tool renders thin-lens bokeh from a face-scaled depth.
 """
 from __future__ import annotations
 
@@ -106,10 +112,18 @@ def _timed_case(img, dist, coc_abs, params, device, nthreads, crop):
 def cases(quick: bool):
     import torch
 
+    from core import face
     from core.device import select_device
 
     device = str(select_device(None))
     out = []
+    if face.available() and face.available((face.SELFIE,)):
+        _warm(device)
+        out.append(_no_depth_case("1 MP", 1155, device))
+        if not quick:
+            out.append(_no_depth_case("12 MP", 4000, device))
+    else:
+        print("refocus: MediaPipe weights not installed (python -m core models fetch all); no-depth rows skipped")
     sizes = [("1 MP preview", 866, 1155)] + ([] if quick else [("12 MP, max CoC 60 px", 3000, 4000)])
     for name, h, w in sizes:
         max_coc = 60.0 * w / 4000.0 if "preview" in name else 60.0
@@ -126,3 +140,57 @@ def cases(quick: bool):
             out.append(Case("refocus", f"{name}, {label}", f"{w}x{h}", ours, device=device, quality=quality,
                             repeat=repeat))
     return out
+
+
+def _astronaut_frame(long_side: int) -> np.ndarray:
+    import cv2
+    from skimage import data
+
+    side = int(round(long_side * 0.75))
+    img = cv2.resize(data.astronaut().astype(np.float32) / 255.0, (side, side), interpolation=cv2.INTER_CUBIC)
+    pad = (long_side - side) // 2
+    return np.ascontiguousarray(cv2.copyMakeBorder(np.clip(img, 0, 1), 0, 0, pad, long_side - side - pad,
+                                                   cv2.BORDER_REPLICATE))
+
+
+def _no_depth_case(label: str, long_side: int, device: str) -> Case:
+    from core import depth, registry
+    from core.jobs import Job
+
+    img = _astronaut_frame(long_side)
+    stage = {}
+
+    def ours():
+        depth.clear_cache()
+        t0, c0 = time.perf_counter(), time.process_time()
+        marks = {}
+
+        def progress(fraction, message):
+            # The depth stage is the first tenth of refocus's progress (it ends with "depth: <source>").
+            if "wall" not in marks and fraction >= 0.1 - 1e-9:
+                marks["wall"], marks["cpu"] = time.perf_counter() - t0, time.process_time() - c0
+
+        result = registry.run("refocus", {"image": img}, {}, device=device, job=Job(progress))
+        total, total_cpu = time.perf_counter() - t0, time.process_time() - c0
+        if total < stage.get("total", float("inf")):
+            stage.update(total=total, total_cpu=total_cpu, depth=marks.get("wall", 0.0),
+                         depth_cpu=marks.get("cpu", 0.0))
+        return result
+
+    def quality(result, _peer):
+        info = result.info
+        return {"depth_s": round(stage["depth"], 2), "depth_cpu_s": round(stage["depth_cpu"], 2),
+                "depth_share": round(stage["depth"] / stage["total"], 2), "layers": info["layers"],
+                "background_coc_px": info["background_coc_px"], "subject_m": info["subject_distance_m"],
+                "focus": info["focus_chosen_by"].split(" (")[0]}
+
+    return Case("refocus", f"{label} without depth (astronaut, 85 mm f/2)", f"{img.shape[1]}x{img.shape[0]}",
+                ours, device=device, quality=quality, repeat=2)
+
+
+def _warm(device: str) -> None:
+    """The face networks loaded once, as in a warm worker."""
+    from core import face
+    if face.available() and face.available((face.SELFIE,)):
+        face.detect_faces(np.zeros((256, 256, 3), np.float32), device=device)
+        face.person_mask(np.zeros((64, 64, 3), np.float32), device=device)

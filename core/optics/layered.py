@@ -110,13 +110,16 @@ class _Accumulator:
 
 def render(lin: torch.Tensor, coc: torch.Tensor, kernel_for: Callable[[float, bool], np.ndarray],
            progress: Optional[Callable[[float, str], None]] = None, fill: bool = True,
-           min_kernel_px: float = KERNEL_AT_SCALE):
+           min_kernel_px: float = KERNEL_AT_SCALE, centres: Optional[List[float]] = None):
     """Render depth of field. lin: 3×H×W linear RGB; coc: H×W signed CoC diameter in px (positive = in front of
     the focal plane). kernel_for(diameter, in_front) gives the aperture kernel; min_kernel_px is the smallest
     kernel worth keeping at reduced resolution (polygons need more pixels than discs to keep their corners).
+    centres: the layers' signed CoCs (default layer_centres(coc)); a pixel between two centres is split between
+    those two layers by the tents, so a caller whose in-between CoCs are mixed pixels (a soft matte between two
+    depths) can leave them out and have each mixed pixel drawn as its share of both, as alpha matting does.
     Returns (3×H×W, RenderStats)."""
     _, h, w = lin.shape
-    centres = layer_centres(coc)
+    centres = layer_centres(coc) if centres is None else sorted(float(c) for c in centres)
     diam = [abs(c) for c in centres]
     scales = [_scale_for(d, min_kernel_px) for d in diam]
     smax = max(max(scales), BLOCK)

@@ -1,9 +1,17 @@
 """refocus: move the plane of focus after capture, with thin-lens bokeh from a depth map.
 
-Stages: the thin lens (circle of confusion), the aperture's kernel shapes and the layered, occlusion-aware renderer
-come from the shared optics room (core.optics: thin_lens, aperture, layered), because background replacement renders
-with them too; here are highlights (linear boost of clipped lights), deconv (optional bounded sharpening by the known
-original blur) and grain (re-add the original noise). Depth files are read by core.imaging.depthmap.
+Stages:
+1. depth (0-10 %): the user's map (core.imaging.depthmap: metres or relative disparity), or without one the depth
+   service's metric depth for this lens (core.depth.estimate_distance: the subject's distance from its face's
+   size and the lens's field of view, the background at `background_distance`), so the f-number, focal length
+   and sensor width act as on a camera; the info says which distances were assumed;
+2. focus (focus.py): a distance, a point, or by default the nearer eye of the largest face;
+3. circle of confusion: the thin lens (core.optics.thin_lens) for metres; for a user's disparity map, the blur at
+   infinity as a fraction of the frame's width. Every length is physical or a fraction of the frame, so the same
+   settings give the same look at 1 MP and 24 MP;
+4. highlights (linear boost of clipped lights), deconv (optional bounded sharpening by the known original blur);
+5. the layered, occlusion-aware renderer with the aperture's kernels (core.optics: aperture, layered; shared with
+   background replacement) (15-95 %); grain (re-add the original noise).
 """
 from __future__ import annotations
 
@@ -16,27 +24,9 @@ from ...errors import UserError
 from ...imaging import depthmap
 from ...registry import Context, Input, Operator, Output, Param
 from ...optics import aperture, layered as render, thin_lens as lens
-from . import deconv, grain, highlights
+from . import deconv, focus as focusing, grain, highlights, layers
 
 MAX_COC_FRACTION = 0.25  # the largest CoC rendered, as a fraction of the image's longer side
-
-
-def _focus(depth: depthmap.DepthMap, params: Dict[str, Any]):
-    """The focal plane: (value in the map's own kind, how it was chosen)."""
-    if params["focus_distance"] is not None and params["focus_at"] is not None:
-        raise UserError("give either a focus distance or a focus point, not both", "bad-parameter")
-    if params["focus_distance"] is not None:
-        if depth.kind != "distance":
-            raise UserError("a focus distance in metres needs a distance depth map (metres); with a disparity "
-                            "map, pick the focus with a focus point (x,y)", "bad-parameter")
-        return float(params["focus_distance"]), "distance"
-    if params["focus_at"] is not None:
-        x, y = params["focus_at"]
-        return depth.at(x, y, radius=1), f"point {x:g},{y:g}"
-    # Nothing given: the subject, assumed near the centre of the frame (median of the central third).
-    h, w = depth.values.shape
-    centre = depth.values[h // 3:max(2 * h // 3, h // 3 + 1), w // 3:max(2 * w // 3, w // 3 + 1)]
-    return float(np.median(centre)), "centre of the frame"
 
 
 def _signed_coc(depth: depthmap.DepthMap, focus: float, p: Dict[str, Any], width: int):
@@ -46,8 +36,10 @@ def _signed_coc(depth: depthmap.DepthMap, focus: float, p: Dict[str, Any], width
         facts = {"focus_distance_m": round(focus, 4),
                  "blur_at_infinity_px": round(thin.blur_at_infinity_px(focus, width), 3)}
         return coc, facts
-    coc = lens.coc_from_disparity(depth.values, focus, p["blur_at_infinity"])
-    return coc, {"focus_disparity": round(focus, 5), "blur_at_infinity_px": p["blur_at_infinity"]}
+    # A fraction of the frame's width, so that the same setting looks the same at any resolution.
+    blur_px = p["blur_at_infinity"] * width
+    coc = lens.coc_from_disparity(depth.values, focus, blur_px)
+    return coc, {"focus_disparity": round(focus, 5), "blur_at_infinity_px": round(blur_px, 3)}
 
 
 def _original_coc(depth: depthmap.DepthMap, p: Dict[str, Any], width: int):
@@ -64,18 +56,34 @@ def _original_coc(depth: depthmap.DepthMap, p: Dict[str, Any], width: int):
     return thin0.coc_px(depth.values, s0, width)
 
 
-def _depth(inputs, image, p, ctx: Context, job) -> depthmap.DepthMap:
+def _depth(inputs, image, p, ctx: Context, job):
+    """(DepthMap, facts for the info, faces: [(landmarks, irises)] largest first or None if not looked for,
+    matte: the person's coverage when the depth is the proxy's, else None)."""
     if inputs.get("depth") is not None:
         # The depth input's storage (a float file or layer = metres) decides 'auto' where the caller knows it.
         kind = depthmap.kind_from_storage(p["depth_kind"], ctx.stored_as.get("depth"))
         d = depthmap.interpret(inputs["depth"], kind)
-        return depthmap.fit_to_image(d, image)
-    if p["depth_kind"] == "distance":
-        raise UserError("depth kind 'distance' needs a depth map in metres: pass --depth", "missing-input")
+        return depthmap.fit_to_image(d, image), {}, None, None
     from ... import depth as depth_service
-    result = depth_service.estimate(image, job, device=ctx.device)
-    d = depthmap.interpret(result.disparity, "disparity", source=f"depth service: {result.source}")
-    return depthmap.fit_to_image(d, image)
+    m = depth_service.estimate_distance(image, p["focal_length"] / p["sensor_width"], p["background_distance"],
+                                        job, device=ctx.device)
+    facts = {"subject_distance_m": round(m.subject_m, 3), "background_distance_m": round(m.background_m, 3),
+             "depth_assumed": m.assumed}
+    return depthmap.DepthMap(m.distance_m, "distance", f"depth service: {m.source}"), facts, \
+        list(zip(m.landmarks, m.irises)), m.matte
+
+
+def _faces_of(image, ctx: Context):
+    """The faces of a picture that came with its own depth map, largest first; none without the face models."""
+    try:
+        from ... import face
+        if not face.available():
+            return []
+        found = [f for f in face.detect_faces(image, device=ctx.device) if f.landmarks is not None]
+    except (ImportError, UserError):
+        return []
+    found.sort(key=lambda f: -face.face_size(f.landmarks))
+    return [(f.landmarks, f.irises) for f in found]
 
 
 def _to_linear(srgb):
@@ -104,9 +112,17 @@ def run(inputs: Dict[str, Any], p: Dict[str, Any], ctx: Context) -> Output:
     if blades in (1, 2):
         raise UserError("blades must be 0 (a round aperture) or 3 to 16", "bad-parameter")
     job = ctx.job
-    depth = _depth(inputs, image, p, ctx, job.sub(0.0, 0.1))
-    focus, how = _focus(depth, p)
+    depth, depth_facts, faces, matte = _depth(inputs, image, p, ctx, job.sub(0.0, 0.1))
+    focus, how, focus_facts = focusing.choose(depth, p, lambda: faces if faces is not None else
+                                              _faces_of(image[:, :, :3], ctx))
     coc, facts = _signed_coc(depth, focus, p, w)
+    if depth_facts:
+        # What the assumed background becomes: the blur a user sees behind the subject.
+        thin = lens.ThinLens(p["focal_length"], p["f_number"], p["sensor_width"])
+        bg = np.array([depth_facts["background_distance_m"]], np.float32)
+        depth_facts["background_coc_px"] = round(abs(float(thin.coc_px(bg, focus, w)[0])), 3)
+    facts.update(depth_facts)
+    facts.update(focus_facts)
     limit = MAX_COC_FRACTION * max(h, w)
     clamped = bool(np.abs(coc).max() > limit)
     coc = np.clip(coc, -limit, limit)
@@ -142,7 +158,8 @@ def run(inputs: Dict[str, Any], p: Dict[str, Any], ctx: Context) -> Output:
         lin = highlights.boost(lin, srgb, coc_abs, p["highlight_boost"])
         sub = job.sub(0.15, 0.95)
         out_lin, stats = render.render(lin, render_coc, kernel_for, progress=sub.progress,
-                                       min_kernel_px=12.0 if blades >= 3 else render.KERNEL_AT_SCALE)
+                                       min_kernel_px=12.0 if blades >= 3 else render.KERNEL_AT_SCALE,
+                                       centres=layers.plan(render_coc, matte, max(h, w)))
         out = _to_srgb(out_lin.clamp_min(0.0))
         if sigma is not None:
             out = grain.readd(out, coc_abs, sigma, ctx.seed)
@@ -160,33 +177,36 @@ def run(inputs: Dict[str, Any], p: Dict[str, Any], ctx: Context) -> Output:
 
 
 def demo(image: np.ndarray, seed: int):
-    """Portrait demo: focus on the astronaut's face, wide open; depth from the shared depth service."""
-    h, w = image.shape[:2]
-    return {"image": image}, {"focus_at": (w * 0.44, h * 0.25), "f_number": 1.4, "blades": 0,
-                              "blur_at_infinity": 0.05 * w}
+    """Portrait demo: wide open, focused on the nearer eye (the default); metric depth from the depth service."""
+    return {"image": image}, {"f_number": 1.4, "blades": 0}
 
 
 PARAMS = (
-    Param("depth_kind", "choice", "auto", "what the depth map holds: distance in metres, or relative disparity "
-          "(near = bright); auto: values all within 0..1 are disparity, others metres",
-          choices=("auto", "distance", "disparity"), title="Depth kind"),
-    Param("focus_distance", "float", None, "distance of the new focal plane (distance maps only)", unit="m",
-          min=0.01, max=100000.0, optional=True, step=0.1),
+    Param("depth_kind", "choice", "auto", "what a given depth map holds: distance in metres, or relative "
+          "disparity (near = bright); auto: a float file or layer is metres, 8/16-bit is disparity, else values "
+          "all within 0..1 are disparity", choices=("auto", "distance", "disparity"), title="Depth kind"),
+    Param("focus_distance", "float", None, "distance of the new focal plane (a distance map, or no depth map: "
+          "then the depth service's metric depth)", unit="m", min=0.01, max=100000.0, optional=True, step=0.1),
     Param("focus_at", "point", None, "pixel whose depth becomes the focal plane (x,y from the top-left); "
-          "with neither this nor a focus distance: the median depth of the frame's central third",
-          optional=True, title="Focus at"),
+          "with neither this nor a focus distance: the nearer eye of the largest face (no face: the median depth "
+          "of the frame's central third)", optional=True, title="Focus at"),
     Param("f_number", "float", 2.0, "aperture of the simulated lens (smaller = more blur)", unit="f-number",
           min=0.5, max=64.0, step=0.1, title="F-number"),
     Param("focal_length", "float", 85.0, "focal length of the simulated lens", unit="mm", min=1.0, max=2000.0,
           step=1.0),
-    Param("sensor_width", "float", 36.0, "sensor width (36 = full frame): maps millimetres to pixels", unit="mm",
+    Param("sensor_width", "float", 36.0, "sensor width (36 = full frame): maps millimetres to pixels and, with "
+          "the focal length, gives the field of view (without a depth map: how far the face is)", unit="mm",
           min=1.0, max=200.0, step=0.1),
     Param("blades", "int", 0, "aperture blades: 0 = round, 3..16 = polygonal bokeh", min=0, max=16, step=1),
     Param("blade_rotation", "float", 0.0, "rotation of the polygonal aperture", unit="deg", min=-360.0,
           max=360.0, step=1.0),
-    Param("blur_at_infinity", "float", 24.0, "disparity maps only: CoC of a point at infinity when focused on "
-          "the nearest point (disparity 1); CoC = this x |disparity - focus disparity|", unit="px", min=0.0,
-          max=2000.0, step=1.0),
+    Param("background_distance", "float", 10.0, "without a depth map: how far the background is (the portrait "
+          "proxy puts it there; a depth network's map reaches no farther). The subject's distance comes from its "
+          "face's size", unit="m", min=0.1, max=100000.0, step=0.5),
+    Param("blur_at_infinity", "float", 0.05, "a disparity map of your own (no metres): the blur of a point at "
+          "infinity when focused on the nearest point (disparity 1), as a fraction of the image width; blur = "
+          "this x |disparity - focus disparity|. 0.05: about an 85 mm lens at f/2 focused at 2 m on full frame",
+          unit="fraction", min=0.0, max=MAX_COC_FRACTION, step=0.005, advanced=True),
     Param("highlight_boost", "float", 4.0, "linear gain for clipped highlights before blurring, so point "
           "lights become bright discs (1 = off)", unit="ratio", min=1.0, max=100.0, step=0.5),
     Param("original_f_number", "float", None, "aperture the photo was taken at (with the original focus "
@@ -202,10 +222,11 @@ PARAMS = (
 registry.register(Operator(
     name="refocus",
     title="Refocus",
-    help="move the plane of focus and open the aperture after capture: thin-lens bokeh from a depth map",
+    help="move the plane of focus and open the aperture after capture: thin-lens bokeh from a depth map, or "
+         "without one from a metric portrait depth (the subject's distance from its face's size)",
     inputs=(Input("image", "image", "the photo"),
             Input("depth", "depth", "depth map: .npy or float TIFF in metres, or 8/16-bit PNG disparity "
-                  "(near = bright); default: the depth service", required=False)),
+                  "(near = bright); default: the depth service, in metres for the lens", required=False)),
     params=PARAMS,
     run=run,
     demo=demo,
