@@ -9,7 +9,8 @@ GIMP 3 runs every `plug-ins/NAME/NAME.py` in the user's profile that is executab
     Windows    %APPDATA%\\GIMP\\3.x
     macOS      ~/Library/Application Support/GIMP/3.x
 
-What is installed, in `plug-ins/ai_portrait/`: the adapter (`gimp/ai_portrait/*.py`) and a copy of the
+What is installed, in `plug-ins/ai_portrait/`: the adapter (`gimp/ai_portrait/*.py`), the filters' help pages
+(`docs/filters` -> `help/en/`, GIMP's help domain for the Help buttons) and a copy of the
 stdlib-only host bridge (`plugin/`) so the plug-in is self-contained: a Flatpak or a moved checkout cannot see
 the source tree, and GIMP's own Python must not depend on the project's virtual environment. The plug-in
 finds the worker through the bridge's config file (`plugin.config`); `config_path`, when given, is written
@@ -28,6 +29,11 @@ from pathlib import Path
 from typing import List, Optional
 
 PLUGIN_NAME = "ai_portrait"
+# The filters' help pages (docs/filters, made by `python -m core help-pages`), bundled as the plug-in's GIMP
+# help domain: HELP_DIR/<locale>/gimp-help.xml maps each procedure's help id to its page.
+HELP_DIR = "help"
+HELP_LOCALE = "en"
+HELP_SUFFIXES = (".html", ".jpg", ".png", ".xml")
 # Copied as a package next to the plug-in; only these (plain Python, no compiled files).
 _BRIDGE_PACKAGE = "plugin"
 
@@ -94,6 +100,7 @@ def install_into(plugins_dir: Path, plugin_source_root: Path, config_path: Optio
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", "tests")
     shutil.copytree(adapter, staging, ignore=ignore)
     shutil.copytree(bridge, staging / _BRIDGE_PACKAGE, ignore=ignore)
+    copy_help(src_root / "docs" / "filters", staging / HELP_DIR / HELP_LOCALE)
     if config_path is not None:
         (staging / "config_path.txt").write_text(os.path.abspath(str(config_path)) + "\n", encoding="utf-8")
     main = staging / f"{PLUGIN_NAME}.py"
@@ -102,6 +109,19 @@ def install_into(plugins_dir: Path, plugin_source_root: Path, config_path: Optio
         shutil.rmtree(dest)
     staging.rename(dest)
     return sorted(str(p) for p in dest.rglob("*") if p.is_file())
+
+
+def copy_help(pages: Path, dest: Path) -> List[Path]:
+    """Copy the generated help pages (HTML, pictures, gimp-help.xml) into `dest`; nothing when there are none."""
+    if not (pages / "gimp-help.xml").is_file():
+        return []
+    dest.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for f in sorted(pages.iterdir()):
+        if f.is_file() and f.suffix in HELP_SUFFIXES:
+            shutil.copy2(f, dest / f.name)
+            copied.append(dest / f.name)
+    return copied
 
 
 def install(plugin_source_root, config_path=None) -> List[str]:

@@ -35,6 +35,12 @@ def _entries(repo_root):
                 if f in SKIP_FILES or f.endswith((".pyc", ".tmp")):
                     continue
                 yield f"{arc_dir}/{f}", os.path.join(folder, f)
+    pages = os.path.join(repo_root, "docs", "filters")   # the help pages, for the docker's Help button
+    if os.path.isfile(os.path.join(pages, "index.html")):
+        yield f"{NAME}/help/", None
+        for f in sorted(os.listdir(pages)):
+            if f.endswith((".html", ".jpg", ".png")):
+                yield f"{NAME}/help/{f}", os.path.join(pages, f)
 
 
 def build_zip(repo_root, out_path):

@@ -73,6 +73,18 @@ def krita_present(pykrita, kritarc, system=None) -> bool:
     return False
 
 
+HELP_SUFFIXES = (".html", ".jpg", ".png")
+
+
+def help_files(repo_root):
+    """[(path, name)] of the generated help pages (docs/filters: `python -m core help-pages`), bundled as
+    ai_portrait/help/ for the docker's Help button; [] when they were not generated."""
+    pages = os.path.join(repo_root, "docs", "filters")
+    if not os.path.isfile(os.path.join(pages, "index.html")):
+        return []
+    return [(os.path.join(pages, f), f) for f in sorted(os.listdir(pages)) if f.endswith(HELP_SUFFIXES)]
+
+
 def copy_plugin(repo_root, pykrita, config_path=None, operators=None):
     """Copy desktop file, package and vendored bridge into `pykrita`; returns the written paths."""
     src_pkg = os.path.join(repo_root, "krita", NAME)
@@ -87,6 +99,9 @@ def copy_plugin(repo_root, pykrita, config_path=None, operators=None):
         shutil.copytree(src_pkg, tmp_pkg, ignore=IGNORE)
         shutil.copytree(src_bridge, os.path.join(tmp_pkg, "vendor", "plugin"),
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        for src, name in help_files(repo_root):   # the filters' help pages, for the docker's Help button
+            os.makedirs(os.path.join(tmp_pkg, "help"), exist_ok=True)
+            shutil.copyfile(src, os.path.join(tmp_pkg, "help", name))
         if config_path:
             _write_json(os.path.join(tmp_pkg, "settings.json"), {"config_path": os.path.abspath(config_path)})
         if operators:

@@ -38,6 +38,10 @@ sending), 'not-configured', 'worker-start', 'worker-crashed', 'worker-killed' (l
 'bad-output' (garbage from the worker), 'connection', 'connection-lost', 'bad-token', 'busy'. After any failure
 the next call starts a fresh worker (or reconnects); the host's layers are the host's to leave untouched.
 
+`Client(shared=True)` (what GIMP and Krita use): the user's one warm local worker, a server on an owner-only
+Unix socket that the first host to need it starts and every later run reuses until `idle_timeout_s` without a
+request (plugin.local); the settings' `shared_worker: false` turns it off (a spawned worker per host process).
+
 Also: `Client(config_dict)` instead of the settings file; keyword overrides (python=, core_root=, server=, token=,
 device=, idle_timeout_s=, memory_budget_mb=, extra_args=, cancel_grace_s=); `client.close()` stops a spawned
 worker (also done at exit; a worker whose host dies exits when its stdin closes); `client.echo([Image, ...])`

@@ -2,7 +2,9 @@
 
 Standard library only, Python 3.8+. One Client serves one host; its calls are serialised by a lock. A local
 worker is spawned from the configured interpreter in its own process group with a scrubbed environment, kept
-alive between calls (models stay warm) and replaced after any failure. A remote worker is reached over TCP
+alive between calls (models stay warm) and replaced after any failure. With `shared=True` (the hosts) the
+local worker is instead the user's one shared server on a Unix socket (plugin.local), started on demand and
+kept warm across runs, documents, hosts and host restarts until idle. A remote worker is reached over TCP
 (HMAC challenge with the shared token) or a Unix socket.
 
 Failures always surface as WorkerError(code, message) with a message fit for a dialog (and `detail` holding
@@ -214,7 +216,7 @@ class Client:
     def __init__(self, config=None, python=None, core_root=None, server=None, token=None, device=None,
                  idle_timeout_s=None, memory_budget_mb=None, extra_args=(), extra_env=None,
                  cancel_grace_s=DEFAULT_CANCEL_GRACE_S, start_timeout_s=DEFAULT_START_TIMEOUT_S,
-                 reuse_buffers=True):
+                 reuse_buffers=True, shared=False):
         cfg = dict(_config.DEFAULTS)
         try:
             cfg.update(_config.load_config() if config is None else config)
@@ -232,6 +234,10 @@ class Client:
             raise WorkerError("not-configured", str(exc)) from None
         self.extra_args = list(extra_args)
         self.extra_env = dict(extra_env or {})
+        # shared=True (what the hosts ask for): the per-user warm worker on a Unix socket (plugin.local),
+        # unless the settings say shared_worker false, a server is configured, or the platform has no such thing
+        from . import local as _local
+        self.shared = bool(shared and cfg.get("shared_worker", True) and not self.server and _local.supported())
         self.cancel_grace_s = float(cancel_grace_s)
         self.start_timeout_s = float(start_timeout_s)
         # One result buffer is kept and reused once the host dropped the previous result: first-touch page
@@ -315,8 +321,13 @@ class Client:
 
     @property
     def worker_pid(self):
+        """The worker's process id: the spawned one's, or the one a local socket server reported."""
         link = self._link
-        return link.proc.pid if link is not None and link.proc is not None else None
+        if link is None:
+            return None
+        if link.proc is not None:
+            return link.proc.pid
+        return (link.hello or {}).get("pid")
 
     # -- requests ------------------------------------------------------------------------------------------------
 
@@ -399,8 +410,9 @@ class Client:
         if link.proc is None:
             if before_reply:
                 raise _IdleExit()  # the server may have restarted: reconnect once
-            raise WorkerError("connection-lost", "The connection to the AI Portrait server at %s was lost"
-                              % self.config.get("server"), tail)
+            raise WorkerError("connection-lost", "The connection to the AI Portrait %s was lost"
+                              % (("server at %s" % self.config.get("server")) if self.server
+                                 else "shared local worker"), tail)
         if status == 0 and before_reply:
             raise _IdleExit()
         if status is not None and status < 0 and -status == getattr(signal, "SIGKILL", 9):
@@ -433,7 +445,7 @@ class Client:
             if not stale:
                 return link
             self._drop(link)
-        link = self._connect() if self.server else self._spawn()
+        link = self._connect() if self.server else self._connect_local() if self.shared else self._spawn()
         self._link = link
         return link
 
@@ -462,27 +474,11 @@ class Client:
                           (what, (": " + line) if line else ""), tail)
 
     def _spawn(self):
-        python = self.config.get("python")
-        root = self.config.get("core_root")
+        python, root = self._checked_setup()
         where = _config.config_path()
-        if not python:
-            raise WorkerError("not-configured", "AI Portrait is not set up: no worker Python in %s "
-                              "(run install.py)" % where)
-        if not root or not os.path.isdir(os.path.join(root, "core")):
-            raise WorkerError("not-configured", "AI Portrait's core folder was not found (core_root = %r in %s): "
-                              "run install.py again" % (root, where))
         cmd = [python, "-m", "core", "worker", "--stdio",
-               "--idle-timeout", str(float(self.config.get("idle_timeout_s") or 0))]
-        if self.config.get("device"):
-            cmd += ["--device", str(self.config["device"])]
-        cmd += self.extra_args
-        env = scrubbed_environment()
-        env["PYTHONPATH"] = root
-        env["PYTHONIOENCODING"] = "utf-8"
-        env["PYTHONFAULTHANDLER"] = "1"  # a native crash leaves a traceback in the stderr tail
-        if self.config.get("memory_budget_mb"):
-            env["AI_PORTRAIT_MEMORY_BUDGET_MB"] = str(self.config["memory_budget_mb"])
-        env.update(self.extra_env)
+               "--idle-timeout", str(float(self.config.get("idle_timeout_s") or 0))] + self._worker_args()
+        env = self._worker_env(root)
         kwargs = {}
         if sys.platform.startswith("win"):
             kwargs["creationflags"] = (getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
@@ -500,6 +496,61 @@ class Client:
         # A local worker shares this machine's memory: large pixel buffers go through a shared file, not the pipe.
         link = _Link(protocol.PipeChannel(proc.stdout, proc.stdin, shared=True), "local worker", proc, self._pool)
         self._await_hello(link, python)
+        return link
+
+    def _checked_setup(self):
+        """(python, core_root) from the settings, or WorkerError('not-configured') saying what to fix."""
+        python = self.config.get("python")
+        root = self.config.get("core_root")
+        where = _config.config_path()
+        if not python:
+            raise WorkerError("not-configured", "AI Portrait is not set up: no worker Python in %s "
+                              "(run install.py)" % where)
+        if not root or not os.path.isdir(os.path.join(root, "core")):
+            raise WorkerError("not-configured", "AI Portrait's core folder was not found (core_root = %r in %s): "
+                              "run install.py again" % (root, where))
+        return python, root
+
+    def _worker_args(self):
+        args = ["--device", str(self.config["device"])] if self.config.get("device") else []
+        return args + self.extra_args
+
+    def _worker_env(self, root):
+        env = scrubbed_environment()
+        env["PYTHONPATH"] = root
+        env["PYTHONIOENCODING"] = "utf-8"
+        env["PYTHONFAULTHANDLER"] = "1"  # a native crash leaves a traceback in the stderr tail
+        if self.config.get("memory_budget_mb"):
+            env["AI_PORTRAIT_MEMORY_BUDGET_MB"] = str(self.config["memory_budget_mb"])
+        env.update(self.extra_env)
+        return env
+
+    def _connect_local(self):
+        """The per-user shared worker (plugin.local): connect, or start it and connect."""
+        from . import local
+        python, root = self._checked_setup()
+        env = self._worker_env(root)
+        # what makes a worker different: the settings, and the variables that change what it registers
+        # (test operators) or how it computes; not the host's whole environment
+        telling = {k: v for k, v in env.items() if k.startswith("AI_PORTRAIT_") or k == "PYTHONPATH"}
+        telling.update(self.extra_env)
+        args = self._worker_args()
+        worker_key = local.key([python, root, self.config.get("memory_budget_mb")] + args, telling)
+        try:
+            sock, started = local.connect_or_start([python, "-m", "core"], args, env, root, worker_key,
+                                                   self.start_timeout_s, self.config.get("idle_timeout_s"))
+        except local.LocalWorkerError as exc:
+            raise WorkerError("worker-start", str(exc), exc.detail) from None
+        except OSError as exc:
+            raise WorkerError("connection", "Cannot reach the shared AI Portrait worker: %s"
+                              % (exc.strerror or exc)) from None
+        link = _Link(protocol.SocketChannel(sock), "shared local worker", pool=self._pool)
+        link.started = started
+        self._await_hello(link, "shared local worker", timeout=min(self.start_timeout_s, 30.0))
+        if link.hello.get("auth"):
+            link.kill()
+            raise WorkerError("bad-token", "The shared AI Portrait worker asks for a token: remove %s and retry"
+                              % local.folder())
         return link
 
     def _connect(self):

@@ -12,6 +12,9 @@ config.json elsewhere. Keys (all optional; missing ones take the defaults below)
     token             the shared secret a TCP server requires (the file is written owner-readable only)
     idle_timeout_s    how long a spawned worker stays alive, models warm, after its last request
     max_request_mb    the largest request the client sends (the worker has its own limit too)
+    shared_worker     true: the hosts (GIMP, Krita) keep ONE local worker per user warm and share it, a server on
+                      a Unix socket in an owner-only folder, started on demand, ending after idle_timeout_s
+                      without a request (plugin.local); false: each host spawns its own worker over pipes
 """
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ DEFAULTS = {
     "token": None,
     "idle_timeout_s": 600,
     "max_request_mb": 4096,
+    "shared_worker": True,
 }
 
 

@@ -218,3 +218,60 @@ def test_list_text_reads_and_writes_back_and_names_the_parameter_when_wrong():
                               (kinds, "c", "one of a, b"), (levels, "x", "a number")):
         with pytest.raises(ParamTextError, match=words.replace("(", r"\(").replace(")", r"\)")):
             parse_items(decl, text)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# plugin.words and plugin.results: the words both hosts show, where results go
+
+
+def test_words_write_units_out_and_never_show_an_unreadable_symbol():
+    from plugin import words
+    from core import registry
+    for op in registry.as_json():
+        for p in op["params"]:
+            tip = words.tooltip(p)
+            assert "signal²" not in tip, (op["name"], p["name"], tip)
+            prefix, suffix = words.unit_parts(p.get("unit"))
+            assert "signal" not in prefix + suffix
+            if p.get("unit") in ("mm", "m", "deg", "px") and p["type"] in ("float", "int"):
+                assert words.unit_words(p["unit"]) in tip, (p["name"], tip)
+            if p.get("optional") and p["default"] is None:
+                assert "auto" in tip
+    p = {"name": "f_number", "type": "float", "unit": "f-number", "default": 2.0, "min": 0.5, "max": 64.0,
+         "help": "aperture of the simulated lens (smaller = more blur)"}
+    assert words.tooltip(p).splitlines()[:2] == ["Aperture of the simulated lens (smaller = more blur).",
+                                                  "From f/0.5 to f/64; normally f/2."]
+    assert words.format_value(p, 1.4) == "f/1.4" and words.format_value(p, None) == "auto"
+    assert words.format_value({"type": "float", "unit": "K"}, 5600.0) == "5600 K"
+
+
+def test_an_optional_number_starts_where_a_photographer_would_not_at_its_minimum():
+    from plugin import words
+    dist = {"type": "float", "unit": "m", "min": 0.01, "max": 100000.0, "default": None}
+    assert words.typical(dist) == 2.0
+    assert words.typical({"type": "float", "unit": "f-number", "min": 0.5, "max": 64.0, "default": None}) == 2.8
+    assert words.typical({"type": "float", "unit": "m", "min": 5.0, "max": 10.0, "default": None}) == 7.5
+    assert words.typical({"type": "int", "min": 3, "max": 9, "default": None}) == 6
+
+
+def test_results_stack_rerun_and_names():
+    from plugin import results
+    op = {"name": "f", "title": "F", "params": [{"name": "k", "type": "float", "default": 1.0}]}
+    src = [7]
+    r1 = {"operator": "f", "source_ids": src}
+    other = {"operator": "g", "source_ids": src}
+    foreign = {"operator": "f", "source_ids": [8]}
+    # a result of the same filter stands for its sources; another filter's result is a picture of its own
+    assert results.rerun_sources("f", r1) == [7] and results.rerun_sources("g", r1) is None
+    assert results.rerun_sources("f", None) is None
+    # the stack: consecutive results of these sources directly above them, by any filter
+    above = [r1, other, r1, None, r1]
+    assert results.stack_top(above, src) == 3
+    assert results.stack_top([foreign, r1], src) == 0
+    assert results.previous_result(above, src, "f") == 2          # the topmost result of f in the stack
+    assert results.previous_result(above, src, "f", selected=0) == 0
+    assert results.previous_result(above, src, "g") == 1
+    assert results.previous_result([None, r1], src, "f") is None  # not in the stack: not replaced
+    assert results.made_from({"operator": "f", "source_ids": [2, 1]}, [1, 2])
+    assert results.result_name(op, {"k": 2.0}) == "F (k 2)"
+    assert results.result_name(op, {"k": 1.0}, ["F"]) == "F #2"

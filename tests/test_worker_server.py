@@ -217,3 +217,139 @@ def test_real_operator_over_tcp_matches_the_in_process_run(tcp_server):
     clean = scenes.psnr(got, b.truths[ref], where=where)
     print(f"denoise over TCP: reference {ref}, PSNR {noisy:.2f} -> {clean:.2f} dB; info {res.info}")
     assert clean > noisy + 2.0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The hosts' shared local worker (plugin.local): one per user, started on demand, reused, owner-only, idle exit
+
+
+def shared_client(**kw):
+    return Client(config={}, python=sys.executable, core_root=ROOT, device="cpu", extra_args=["--test-ops"],
+                  shared=True, **kw)
+
+
+def _wait_gone(pid, timeout):
+    from plugin import local
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not local.alive(pid):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _stop_pid(pid):
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        pass
+    _wait_gone(pid, 10)
+
+
+def test_shared_local_worker_starts_on_demand_is_reused_and_exits_when_idle(tmp_path, monkeypatch):
+    """The first host to ask starts one server (its own session, so it outlives that host); a second Client,
+    as a second GIMP run would make, reaches the same process with no token; the folder is 0700, the socket
+    0600; after idle_timeout_s without a request the server exits, removes its socket, and the next run
+    starts a fresh one."""
+    from plugin import local
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    img = image(16, 16, 1)
+    first = shared_client(idle_timeout_s=4)
+    pid = None
+    try:
+        res = first.run("test_scale", {"image": img}, {"factor": 0.5})
+        pid = first.worker_pid
+        assert res.info["pid"] == pid and pid != os.getpid()
+        first.close()   # a GIMP plug-in process ends after its run
+        folder = local.folder()
+        assert folder == str(tmp_path / "ai-portrait")
+        assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
+        socks = [n for n in os.listdir(folder) if n.endswith(".sock")]
+        assert len(socks) == 1 and stat.S_IMODE(os.stat(os.path.join(folder, socks[0])).st_mode) == 0o600
+        second = shared_client(idle_timeout_s=4)
+        res2 = second.run("test_scale", {"image": img}, {"factor": 0.25})
+        assert res2.info["pid"] == pid, "the second run did not reuse the warm worker"
+        assert np.allclose(res2.image.to_numpy(), img.to_numpy() * np.array([0.25, 0.25, 0.25, 1], np.float32))
+        second.close()
+        assert _wait_gone(pid, 30), "the idle shared worker did not exit"
+        assert not [n for n in os.listdir(folder) if n.endswith(".sock")], "the socket was left behind"
+        third = shared_client(idle_timeout_s=4)
+        assert third.run("test_scale", {"image": img}).info["pid"] != pid
+        pid = third.worker_pid
+        third.close()
+    finally:
+        if pid:
+            _stop_pid(pid)
+
+
+def test_two_hosts_starting_at_once_get_one_shared_worker(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    img = image(8, 8, 2)
+    pids, errors = [], []
+
+    def host():
+        try:
+            c = shared_client(idle_timeout_s=30)
+            pids.append(c.run("test_scale", {"image": img}).info["pid"])
+            c.close()
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+    threads = [threading.Thread(target=host) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    try:
+        assert not errors, errors
+        assert len(pids) == 3 and len(set(pids)) == 1, pids
+    finally:
+        for pid in set(pids):
+            _stop_pid(pid)
+
+
+def test_another_configuration_gets_its_own_worker_and_an_unsafe_folder_is_refused(tmp_path, monkeypatch):
+    from plugin import local
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    a = local.key(["py", "/root", None, "--device", "cpu"], {"PYTHONPATH": "/root"})
+    b = local.key(["py", "/root", None, "--device", "cuda"], {"PYTHONPATH": "/root"})
+    c = local.key(["py", "/root", None, "--device", "cpu"], {"PYTHONPATH": "/root", "AI_PORTRAIT_TEST_OPS": "1"})
+    assert len({a, b, c}) == 3
+    os.chmod(local.folder(), 0o755)   # someone made it readable for others: refuse it, say what to do
+    with pytest.raises(local.LocalWorkerError, match="only you"):
+        local.folder()
+    c = shared_client()
+    with pytest.raises(WorkerError) as err:
+        c.ping()
+    assert err.value.code == "worker-start" and "remove it" in err.value.message
+
+
+def test_without_shared_the_client_spawns_its_own_worker_and_the_settings_can_turn_sharing_off(tmp_path,
+                                                                                              monkeypatch):
+    """The stdio path stays what Client() without shared=True gives, and `shared_worker: false` in the
+    settings makes the hosts spawn their own."""
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    assert not Client(config={}, python=sys.executable, core_root=ROOT).shared
+    assert not Client(config={"shared_worker": False}, python=sys.executable, core_root=ROOT, shared=True).shared
+    assert not Client(config={}, server="tcp://127.0.0.1:9", token="t" * 20, shared=True).shared
+    c = Client(config={"shared_worker": False}, python=sys.executable, core_root=ROOT, extra_args=["--test-ops"],
+               shared=True)
+    try:
+        pid = c.run("test_scale", {"image": image(4, 4, 3)}).info["pid"]
+        assert pid == c.worker_pid and c._link.proc is not None   # a spawned child, over pipes
+    finally:
+        c.close()
+    assert not os.path.exists(tmp_path / "ai-portrait") or not os.listdir(tmp_path / "ai-portrait")
+
+
+def test_a_live_socket_is_never_taken_over_by_a_second_server(tmp_path):
+    path = str(tmp_path / "w.sock")
+    proc, _address = start_server(tmp_path, "--unix", path, "--private")
+    try:
+        res = subprocess.run([sys.executable, "-m", "core", "serve", "--unix", path], cwd=ROOT,
+                             capture_output=True, text=True, timeout=120)
+        assert res.returncode != 0 and "another AI Portrait server is listening" in res.stderr, res.stderr
+        c = client_for("unix:" + path, token=None)
+        assert c.ping()["type"] == "pong"   # the first server still serves
+        c.close()
+    finally:
+        stop_server(proc)

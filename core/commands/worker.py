@@ -2,6 +2,7 @@
 
     python -m core serve --tcp 127.0.0.1:8765 --token-file ~/.config/ai-portrait/token
     python -m core serve --unix /run/user/1000/ai-portrait.sock
+    python -m core serve --unix PATH --private --idle-timeout 600   (what plugin.local starts for the hosts)
 TCP always requires a token file and binds loopback unless a host is given.
 """
 from __future__ import annotations
@@ -63,6 +64,11 @@ def _setup_serve(ap) -> None:
                     help="file holding the shared secret (required for TCP; created with a new token if missing)")
     ap.add_argument("--jobs", type=int, default=2, help="jobs run at the same time across connections (default 2; 1 on a small GPU)")
     ap.add_argument("--ready-file", metavar="FILE", help="write the listening address here once ready")
+    ap.add_argument("--idle-timeout", type=float, default=0.0, metavar="SECONDS",
+                    help="exit after this long without a request from any host (models stay warm until then); "
+                         "0 = never (default)")
+    ap.add_argument("--private", action="store_true",
+                    help="with --unix: refuse connections from other users (the hosts' shared local worker)")
     _common(ap)
 
 
@@ -83,8 +89,11 @@ def _run_serve(args) -> int:
         if not hasattr(__import__("socket"), "AF_UNIX"):
             raise UserError("Unix sockets are not available on this system: use --tcp", "usage")
         sock = server.listen_unix(args.unix)
+    if args.idle_timeout < 0:
+        raise UserError("--idle-timeout must be 0 (never) or positive", "usage")
     return server.serve(sock, token=token, jobs=args.jobs, device=args.device, max_request=max_request,
-                        ready_file=args.ready_file)
+                        ready_file=args.ready_file, idle_timeout=args.idle_timeout,
+                        private=bool(args.private and args.unix))
 
 
 command("worker", "run as the local worker a GIMP or Krita plug-in spawns (protocol on stdin/stdout)",

@@ -6,7 +6,8 @@ Registered by `python -m core worker --test-ops` / `serve --test-ops` or AI_PORT
   test_inputs  echoes what arrived: a sha256 of each input's float32 bytes (exactly the array the operator
                sees), its shape, the stored_as the host reported, and the parameters; multiplies the picture by
                `tint` and paints the pixels of `marks` (a repeatable x, y, grey-level vector in image pixels),
-               to check that hosts send data layers bit-exact and shift every coordinate of every item
+               to check that hosts send data layers bit-exact and shift every coordinate of every item; an
+               optional distance and point ('auto' in the hosts) are only echoed
   test_fail    fails on purpose: a UserError, a bug, MemoryError, exit, SIGKILL (the OOM killer's way),
                garbage on the protocol pipe, stray prints (must NOT break anything), or a hang that ignores
                cancel while a child process sleeps in the same process group
@@ -123,7 +124,10 @@ def register_test_ops() -> None:
          Param("tint", "vector", (0.5, 0.75, 1.0), "multiply red, green, blue by these", size=3, min=0.0,
                max=4.0),
          Param("levels", "float", [0.25, 0.5], "a list of numbers, only echoed", min=0.0, max=1.0, repeat=True,
-               advanced=True)),
+               advanced=True),
+         Param("distance", "float", None, "how far the subject is (only echoed; auto: none)", unit="m",
+               min=0.01, max=100000.0, optional=True),
+         Param("spot", "point", None, "a point of the picture (only echoed; auto: none)", optional=True)),
         _inputs, order=1003))
     registry.register(Operator(
         "test_fail", "Test failure", "fail on purpose (tests only)", (img,),

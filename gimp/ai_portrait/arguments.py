@@ -14,7 +14,8 @@
   optional      (default None = "let the operator decide") an extra boolean NAME-auto, on by default
   inputs        every input besides the primary one is a layer argument NAME-layer, or else a file NAME-file
                 (scaled to the image when its size differs); frames are the selected layers
-Plus 'seed' and 'selection-as-mask' on every procedure. GIMP remembers the last values itself.
+Plus 'rerun' (replace the previous result or add a new layer: plugin.results), 'seed' and 'selection-as-mask' on
+every procedure. GIMP remembers the last values itself.
 
 Coordinates are given in image pixels; the worker gets the processed region (the selection's bounds), so every
 coordinate of every item is moved by the region's origin when read (plugin.params.shift_coordinates).
@@ -80,17 +81,19 @@ def add_param(proc, p: Dict[str, Any]) -> None:
     if has_auto(p):
         title = describe.param_title(p)
         proc.add_boolean_argument(_auto_name(p), f"Automatic {title[0].lower() + title[1:]}",
-                                  f"let the operator choose {p['name'].replace('_', ' ')}", True, RW)
+                                  f"let the filter choose the {title.lower()} (the field then reads 'auto')",
+                                  True, RW)
     if p.get("repeat"):
         proc.add_string_argument(name, describe.repeat_label(p), describe.repeat_blurb(p),
                                  bridge_params().format_items(p, default or []), RW)
     elif t == "float":
         lo, hi = _float_range(p)
-        start = _clamp(float(default if default is not None else (0.0 if lo <= 0.0 <= hi else lo)), lo, hi)
+        # an optional number starts (once 'Automatic' is unticked) where a photographer would, not at its minimum
+        start = _clamp(float(default if default is not None else bridge_words().typical(p)), lo, hi)
         proc.add_double_argument(name, label, blurb, lo, hi, start, RW)
     elif t == "int":
         lo, hi = _int_range(p)
-        start = _clamp(int(default if default is not None else (0 if lo <= 0 <= hi else lo)), lo, hi)
+        start = _clamp(int(default if default is not None else bridge_words().typical(p)), lo, hi)
         proc.add_int_argument(name, label, blurb, lo, hi, start, RW)
     elif t == "bool":
         proc.add_boolean_argument(name, label, blurb, bool(default), RW)
@@ -136,6 +139,13 @@ def add_arguments(proc, op: Dict[str, Any]) -> None:
                                Gimp.FileChooserAction.OPEN, True, None, RW)
     for p in op.get("params", []):
         add_param(proc, p)
+    rerun = Gimp.Choice.new()
+    for k, nick in enumerate(bridge_results().RERUN_CHOICES):
+        rerun.add(nick, k, bridge_results().RERUN_LABELS[nick], "")
+    proc.add_choice_argument("rerun", "Running again", "with a result of this filter selected, or one already above "
+                             "the layer: replace that result (its place, opacity and mode kept) or add a new layer "
+                             "at the top of the layer's results; the layer the result was made from is processed "
+                             "again either way, never the result itself", rerun, bridge_results().DEFAULT_RERUN, RW)
     proc.add_int_argument("seed", "Random seed", "same seed, same result", 0, INT_MAX, 0, RW)
     proc.add_boolean_argument("selection-as-mask", "Add a layer mask from the selection",
                               "give the new layer a mask made from the selection (the pixels are blended with "
@@ -215,5 +225,15 @@ def dialog_groups(op: Dict[str, Any]):
         (advanced if p.get("advanced") else main).extend(names)
         if p.get("repeat"):
             (rep_adv if p.get("advanced") else rep_main).append(p)
-    main += ["seed", "selection-as-mask"]
+    main += ["rerun", "seed", "selection-as-mask"]
     return main, advanced, rep_main, rep_adv
+
+
+def bridge_words():
+    from plugin import words
+    return words
+
+
+def bridge_results():
+    from plugin import results
+    return results

@@ -18,12 +18,7 @@ def bridge_params():
 PROC_PREFIX = "plug-in-ai-portrait-"
 MENU_PATH = "<Image>/Filters/AI Portrait"
 # Arguments every procedure has besides the operator's own; operator names that collide get 'op-' prepended.
-RESERVED = {"run-mode", "image", "drawables", "seed", "selection-as-mask"}
-
-# How a unit reads after a number (and in a label).
-UNIT_TEXT = {"mm": "mm", "m": "m", "deg": "°", "degrees": "°", "px": "px", "K": "K", "kelvin": "K",
-             "stops": "stops", "ratio": "×", "f-number": "f/", "%": "%", "s": "s"}
-
+RESERVED = {"run-mode", "image", "drawables", "seed", "selection-as-mask", "rerun"}
 
 def proc_name(op_name: str) -> str:
     return PROC_PREFIX + arg_name(op_name)
@@ -108,7 +103,8 @@ def input_file_arg(name: str) -> str:
 
 
 def unit_text(unit: str) -> str:
-    return UNIT_TEXT.get(unit, unit)
+    """The unit's short form for a label: 'mm', '°', 'K', 'f/'; nothing for an unknown unit (plugin.words)."""
+    return bridge_words().short_unit(unit)
 
 
 def param_title(p: Dict[str, Any]) -> str:
@@ -116,69 +112,50 @@ def param_title(p: Dict[str, Any]) -> str:
 
 
 def param_label(p: Dict[str, Any]) -> str:
-    """'Focus distance (m)', 'Blade rotation (°)': the unit is in the label because GIMP's widgets show none."""
+    """'Focus distance (m)', 'Blade rotation (°)': the unit is in the label because GIMP's widgets show none
+    (an f-number shows as 'F-number', a ratio as a plain number, an unknown unit not at all)."""
     title = param_title(p)
     unit = p.get("unit") or ""
-    if not unit or unit == "ratio" or unit.lower() in title.lower():
+    short = unit_text(unit)
+    if not short or unit in ("ratio", "f-number") or short.lower() in title.lower():
         return title
-    return f"{title} ({unit_text(unit)})"
+    return f"{title} ({short})"
 
 
 def param_blurb(p: Dict[str, Any]) -> str:
-    bits = [p.get("help") or ""]
-    if p.get("type") in ("float", "int") and (p.get("min") is not None or p.get("max") is not None):
-        lo = "−∞" if p.get("min") is None else _num(p["min"])
-        hi = "∞" if p.get("max") is None else _num(p["max"])
-        bits.append(f"range {lo}…{hi} {unit_text(p.get('unit') or '')}".rstrip())
-    if p.get("optional"):
-        bits.append("leave on Auto to let the operator choose")
-    return "; ".join(b for b in bits if b)
+    """The tooltip: what the setting does, its range and default in its unit, the unit written out."""
+    return bridge_words().tooltip(p, auto_hint="Leave 'Automatic' ticked to let the filter choose.")
 
 
 def _num(v: Any) -> str:
-    if isinstance(v, bool):
-        return "on" if v else "off"
-    if isinstance(v, int) or (isinstance(v, float) and v.is_integer() and abs(v) < 1e15):
-        return str(int(v))
-    if isinstance(v, float):
-        return f"{v:.3g}"
-    return str(v)
+    return bridge_words().num(v)
+
+
+def bridge_words():
+    from plugin import words
+    return words
 
 
 def format_value(p: Dict[str, Any], v: Any) -> str:
-    """One setting as the user reads it: 'f/1.4', '50 mm', '5600 K', 'portrait'."""
-    unit = p.get("unit") or ""
-    if v is None:
-        return "auto"
-    if p.get("repeat"):
-        return "; ".join(format_value(dict(p, repeat=False), item) for item in v)
-    if p.get("type") in ("point", "vector"):
-        return "(" + ", ".join(_num(c) for c in v) + ")"
-    if p.get("type") == "bool":
-        return "on" if v else "off"
-    if unit == "f-number":
-        return f"f/{_num(v)}"
-    if unit == "ratio":
-        return f"{_num(v)}×"
-    if unit in UNIT_TEXT and unit_text(unit) in ("°", "%"):
-        return f"{_num(v)}{unit_text(unit)}"
-    return f"{_num(v)} {unit_text(unit)}".rstrip()
+    """One setting as the user reads it: 'f/1.4', '50 mm', '5600 K', 'portrait', 'auto' (plugin.words)."""
+    return bridge_words().format_value(p, v)
 
 
-def layer_name(op: Dict[str, Any], params: Dict[str, Any], max_settings: int = 3) -> str:
-    """'Refocus (f/1.4, 1.2 m, disk)': the operator's title and its first few numeric or choice settings."""
-    shown: List[str] = []
-    for p in op.get("params", []):
-        if len(shown) >= max_settings:
-            break
-        if p.get("type") not in ("float", "int", "choice") or p.get("repeat"):
-            continue
-        v = params.get(p["name"], p.get("default"))
-        if v is None:
-            continue
-        shown.append(format_value(p, v))
-    title = op.get("title") or op["name"]
-    return f"{title} ({', '.join(shown)})" if shown else title
+def layer_name(op: Dict[str, Any], params: Dict[str, Any], taken=()) -> str:
+    """'Refocus (f/1.4, focal length 50 mm)': the title and the settings that differ from the defaults, unique
+    among `taken` (plugin.results.result_name)."""
+    from plugin import results
+    return results.result_name(op, params, taken)
+
+
+def status_text(title: str, message: str) -> str:
+    """The progress bar's text: 'Refocus: depth map' (the core's own messages may already carry the title)."""
+    message = (message or "").strip()
+    if not message:
+        return f"{title}…"
+    if message.lower().startswith(title.lower()):
+        return message
+    return f"{title}: {message}"
 
 
 KIND_WORDS = {"depth": "Depth map", "normals": "Normal map", "reference": "Reference",

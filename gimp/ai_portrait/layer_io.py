@@ -148,15 +148,24 @@ def layer_type(image):
                       "(Image > Mode > RGB)")
 
 
-def new_layer_above(image, source, name: str, region: Region, rgba_f32: bytes):
-    """Insert a new layer directly above `source` holding `rgba_f32` over `region`; returns it.
+def tattoo(item) -> int:
+    """The item's tattoo: unique in its image and kept by XCF files (item ids are not)."""
+    return int(item.get_tattoo())
 
-    It takes the source's opacity and mode so the composite reads as the source, processed.
-    """
+
+def new_layer(image, like, name: str, region: Region, rgba_f32: bytes, parent, position: int, parasite=None,
+              keep_look: bool = False):
+    """Insert a new layer holding `rgba_f32` over `region` at `position` in `parent` (None: the image's top
+    level; 0 = top); returns it. It takes `like`'s opacity and mode (the source's, so the composite reads as
+    the source processed; or a replaced result's, with its visibility too when `keep_look`). `parasite` is
+    attached before the layer enters the image, so it adds no undo step of its own."""
     x, y, w, h = region
-    layer = Gimp.Layer.new(image, name, w, h, layer_type(image), source.get_opacity(), source.get_mode())
-    parent = source.get_parent()
-    image.insert_layer(layer, parent, image.get_item_position(source))
+    layer = Gimp.Layer.new(image, name, w, h, layer_type(image), like.get_opacity(), like.get_mode())
+    if parasite is not None:
+        layer.attach_parasite(parasite)
+    image.insert_layer(layer, parent, position)
+    if keep_look:
+        layer.set_visible(like.get_visible())
     layer.set_offsets(x, y)
     buf = layer.get_buffer()
     buf.set(Gegl.Rectangle.new(0, 0, w, h), RGBA_FLOAT, rgba_f32)

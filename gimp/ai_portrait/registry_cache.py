@@ -63,11 +63,12 @@ def store(operators: List[Dict[str, Any]], config_path: Optional[str] = None) ->
     return changed
 
 
-def fetch(config_path: Optional[str] = None) -> List[Dict[str, Any]]:
-    """Ask the worker (spawned or reached over its socket, as the config says) for the registry."""
+def fetch(config_path: Optional[str] = None, shared: bool = False) -> List[Dict[str, Any]]:
+    """Ask the worker (spawned or reached over its socket, as the config says) for the registry. shared: the
+    user's shared warm worker (plugin.local), which GIMP's query then leaves warm for the first run."""
     from plugin import config as bridge_config
     from plugin.client import Client
-    client = Client(bridge_config.load_config(config_path) if config_path else None)
+    client = Client(bridge_config.load_config(config_path) if config_path else None, shared=shared)
     try:
         ops = client.list_operators()
     finally:
@@ -79,7 +80,7 @@ def fetch(config_path: Optional[str] = None) -> List[Dict[str, Any]]:
     return ops
 
 
-def load(config_path: Optional[str] = None, refresh: bool = False) -> List[Dict[str, Any]]:
+def load(config_path: Optional[str] = None, refresh: bool = False, shared: bool = False) -> List[Dict[str, Any]]:
     """The registry: from the worker when asked to or when the cache is stale, else from the cache.
 
     Raises the worker's error only when there is no usable cache to fall back on.
@@ -87,7 +88,7 @@ def load(config_path: Optional[str] = None, refresh: bool = False) -> List[Dict[
     cached = _read(cache_path(config_path))
     if refresh or cached is None or is_stale(config_path):
         try:
-            ops = fetch(config_path)
+            ops = fetch(config_path, shared=shared)
         except Exception:
             if cached is None:
                 raise

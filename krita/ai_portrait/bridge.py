@@ -68,7 +68,7 @@ def load():
     if mod is None or not _is_ours(mod):
         raise BridgeMissing("AI Portrait's bridge (plugin/) is missing from the Krita plugin folder; reinstall with "
                             "'python3 install.py --hosts-only' from the AI Portrait checkout")
-    for sub in ("client", "pixels", "config", "params"):
+    for sub in ("client", "pixels", "config", "params", "results", "words", "preview"):
         importlib.import_module(f"plugin.{sub}")
     _loaded = mod
     return mod

@@ -15,25 +15,24 @@ import math
 
 from .qt import Qt, QtWidgets, enum
 
-UNIT_SUFFIX = {"mm": " mm", "m": " m", "deg": "°", "f-number": "", "px": " px", "K": " K", "stops": " stops",
-               "ratio": "×", "%": " %"}
-UNIT_PREFIX = {"f-number": "f/"}
 SLIDER_STEPS = 1000
 NO_LAYER = "(none)"
 
 
+def _words():
+    from .bridge import load
+    return load().words
+
+
 def describe(p: dict) -> str:
-    """Tooltip: the help sentence, unit and range, the way the CLI's --help says it."""
-    bits = [p.get("help", "")]
-    if p.get("unit"):
-        bits.append(f"unit: {p['unit']}")
-    if p.get("min") is not None or p.get("max") is not None:
-        lo = "-∞" if p.get("min") is None else _num(p["min"])
-        hi = "∞" if p.get("max") is None else _num(p["max"])
-        bits.append(f"range {lo} … {hi}")
-    if p.get("optional"):
-        bits.append("tick 'auto' to let the operator derive it")
-    return "\n".join(b for b in bits if b)
+    """Tooltip in a photographer's words (plugin.words): what the setting does, its range and default in its
+    unit, the unit written out, how 'auto' works."""
+    return _words().tooltip(p)
+
+
+def unit_affixes(unit):
+    """(prefix, suffix) of a spin box: 'f/' for an f-number, ' mm', '°', ' K'; nothing for an unknown unit."""
+    return _words().unit_parts(unit)
 
 
 def _num(x) -> str:
@@ -78,10 +77,37 @@ class _Base(QtWidgets.QWidget):
         self.reset()
 
     def _auto_toggled(self, on: bool):
+        """With 'auto' ticked the fields read 'auto' (greyed): the value is the filter's to choose, and a number
+        there (the range's minimum, 0.01 m or f/0.5) would mean nothing. Unticked, they show the number set
+        before, or a typical one (plugin.words.typical)."""
         for w in self._editors():
             w.setEnabled(not on)
+        spins = self._spin_boxes()
+        if on:
+            kept = [s.value() for s in spins]
+            if spins and not any(s.specialValueText() for s in spins):
+                self._manual = kept
+            for s in spins:
+                s.setSpecialValueText(_words().AUTO)
+                s.setValue(s.minimum())
+        elif spins and any(s.specialValueText() for s in spins):
+            for s in spins:
+                s.setSpecialValueText("")
+            manual = getattr(self, "_manual", None)
+            if manual is None or all(v == s.minimum() for v, s in zip(manual, spins)):
+                start = _words().typical(self.decl)
+                manual = [start if not self._coordinates(k) else 0.0 for k in range(len(spins))]
+            for s, v in zip(spins, manual):
+                s.setValue(v)
+
+    def _coordinates(self, k):
+        return k < 2 and (self.decl.get("type") == "point" or bool(self.decl.get("coordinates")))
 
     def _editors(self):
+        return []
+
+    def _spin_boxes(self):
+        """The number fields that read 'auto' while the value is left to the filter."""
         return []
 
     def reset(self):
@@ -129,9 +155,9 @@ class NumberControl(_Base):
             else:
                 span = (hi - lo) if lo is not None and hi is not None else 1.0
                 self.spin.setSingleStep(max(span / 100.0, 10.0 ** -self.spin.decimals()))
-        unit = decl.get("unit") or ""
-        self.spin.setSuffix(UNIT_SUFFIX.get(unit, f" {unit}" if unit else ""))
-        self.spin.setPrefix(UNIT_PREFIX.get(unit, ""))
+        prefix, suffix = unit_affixes(decl.get("unit"))
+        self.spin.setSuffix(suffix)
+        self.spin.setPrefix(prefix)
         self.spin.setObjectName(f"spin:{decl['name']}")
         self.slider = None
         # a range over several decades (0.01 m .. 100 km) gets a logarithmic slider: equal travel per decade
@@ -149,6 +175,9 @@ class NumberControl(_Base):
 
     def _editors(self):
         return [w for w in (self.slider, self.spin) if w is not None]
+
+    def _spin_boxes(self):
+        return [self.spin]
 
     def _from_slider(self, pos: int):
         if self._syncing:
@@ -220,8 +249,19 @@ class ChoiceControl(_Base):
             self.combo.setCurrentIndex(i)
 
 
+def _pick_button(ctl):
+    """The checkable button that takes the next click on the canvas as this point (docker.py, canvas.py)."""
+    b = QtWidgets.QToolButton(ctl)
+    b.setObjectName(f"pick:{ctl.decl['name']}")
+    b.setText("Pick")
+    b.setCheckable(True)
+    b.setToolTip("Click here, then click the spot in the picture (Esc cancels): its position becomes this "
+                 "point, in pixels from the top-left corner")
+    return b
+
+
 class PointControl(_Base):
-    """x, y in image pixels (origin top-left, y down)."""
+    """x, y in image pixels (origin top-left, y down); 'Pick' takes them from a click on the canvas."""
 
     def __init__(self, decl: dict, parent=None):
         super().__init__(decl, parent)
@@ -232,9 +272,18 @@ class PointControl(_Base):
             s.setPrefix(f"{axis} ")
             s.setSuffix(" px")
             self._row.addWidget(s, 1)
+        self.pick = _pick_button(self)
+        self._row.addWidget(self.pick)
         self._finish()
 
+    def set_point(self, x, y):
+        """A point picked on the canvas: the numbers, with 'auto' off."""
+        self.set_value([x, y])
+
     def _editors(self):
+        return [self.xs, self.ys]
+
+    def _spin_boxes(self):
         return [self.xs, self.ys]
 
     def _get(self):
@@ -283,9 +332,20 @@ class VectorControl(_Base):
             s.setMinimumWidth(64)
             self.spins.append(s)
             self._row.addWidget(s, 1)
+        self.pick = _pick_button(self) if coords and n >= 2 else None
+        if self.pick is not None:
+            self._row.addWidget(self.pick)
         self._finish()
 
+    def set_point(self, x, y):
+        v = self._get() if not (self.auto is not None and self.auto.isChecked()) else [0.0] * len(self.spins)
+        v[0], v[1] = float(x), float(y)
+        self.set_value(v)
+
     def _editors(self):
+        return list(self.spins)
+
+    def _spin_boxes(self):
         return list(self.spins)
 
     def _get(self):
@@ -324,6 +384,7 @@ class RepeatControl(_Base):
         col.addWidget(self.add_button)
         self._row.addWidget(box, 1)
         self.rows = []   # [(row widget, item control)]
+        self.on_item = None   # called with each new row's control (the docker wires its 'Pick' button)
         self._finish()
 
     def add_row(self, value=None):
@@ -346,6 +407,8 @@ class RepeatControl(_Base):
         self.rows_layout.addWidget(line)
         self.rows.append((line, ctl))
         self._update()
+        if self.on_item is not None:
+            self.on_item(ctl)
         return ctl
 
     def remove_row(self, line):
@@ -454,25 +517,33 @@ class FramesList(QtWidgets.QWidget):
         super().__init__(parent)
         self.decl = decl
         self.setObjectName(f"input:{decl['name']}")
-        self.setToolTip(f"{decl.get('help', '')}\nselect the frame layers in the Layers docker, then press "
-                        f"'Use selected layers'")
+        self.setToolTip(f"{decl.get('help', '')}\nThe layers selected in the Layers docker (the active one first: "
+                        f"the reference); untick a layer to leave it out.")
         col = QtWidgets.QVBoxLayout(self)
         col.setContentsMargins(0, 0, 0, 0)
         self.list = QtWidgets.QListWidget(self)
         self.list.setMaximumHeight(110)
+        self.unticked = set()   # layer ids the user unticked
+        self.ids = []
         self.button = QtWidgets.QPushButton("Use selected layers", self)
         col.addWidget(self.list)
         col.addWidget(self.button)
 
     def set_layers(self, layers):
-        """layers: [(id, label)], all ticked."""
-        self.list.clear()
+        """layers: [(id, label)], ticked, except those the user unticked earlier (kept while listed)."""
+        role = enum(Qt, "ItemDataRole", "UserRole")
         checked = enum(Qt, "CheckState", "Checked")
+        unchecked = enum(Qt, "CheckState", "Unchecked")
+        for i in range(self.list.count()):
+            item = self.list.item(i)
+            (self.unticked.discard if item.checkState() == checked else self.unticked.add)(item.data(role))
+        self.list.clear()
         for lid, label in layers:
             item = QtWidgets.QListWidgetItem(label, self.list)
-            item.setData(enum(Qt, "ItemDataRole", "UserRole"), lid)
+            item.setData(role, lid)
             item.setFlags(item.flags() | enum(Qt, "ItemFlag", "ItemIsUserCheckable"))
-            item.setCheckState(checked)
+            item.setCheckState(unchecked if lid in self.unticked else checked)
+        self.ids = [lid for lid, _ in layers]
 
     def value(self):
         checked = enum(Qt, "CheckState", "Checked")
@@ -509,7 +580,8 @@ class OperatorPage(QtWidgets.QWidget):
                 form.addRow(_label(inp["name"], inp["kind"]), picker)
         self.advanced = None
         advanced_form = None
-        for p in op.get("params", []):
+        # the main settings first, then the collapsed 'Advanced' section with the expert ones
+        for p in sorted(op.get("params", []), key=lambda p: bool(p.get("advanced"))):
             where = form
             if p.get("advanced"):
                 if advanced_form is None:
@@ -546,6 +618,10 @@ class OperatorPage(QtWidgets.QWidget):
 
     def param_values(self) -> dict:
         return {name: ctl.value() for name, ctl in self.params.items()}
+
+    def pick_controls(self):
+        """{parameter name: control} for every control with a 'Pick' button (points on the canvas)."""
+        return {name: ctl for name, ctl in self.params.items() if getattr(ctl, "pick", None) is not None}
 
     def reset(self):
         for ctl in self.params.values():

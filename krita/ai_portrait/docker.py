@@ -13,6 +13,7 @@ from krita import DockWidget, Krita
 
 from . import document, jobs
 from .bridge import load
+from .canvas import CanvasPicker
 from .controls import OperatorPage
 from .document import HostError
 from .qt import QThread, QtCore, QtWidgets, Signal, enum
@@ -106,6 +107,11 @@ class Task(QThread):
         self.succeeded.emit(res)
 
 
+def req_scale(result, width):
+    """The proxy's size as a fraction of the canvas's (for the status line)."""
+    return result.image.width / float(width) if width else 1.0
+
+
 class AIPortraitDocker(DockWidget):
     def __init__(self):
         super().__init__()
@@ -118,8 +124,29 @@ class AIPortraitDocker(DockWidget):
         self.last_error = ""
         self.pending_clip = None
         self._loaded = False
+        self._selection_key = None
+        # live preview: a temporary layer computed on a proxy of about a megapixel (plugin.preview)
+        self.preview_layer = None
+        self.preview_doc = None
+        self.preview_task = None
+        self._preview_tasks = []   # running preview threads, kept alive until they end
+        self._preview_key = None
+        self._preview_gen = 0
+        self._preview_changed_at = 0.0
+        self.preview_stats = {"started": 0, "cancelled": 0, "shown": 0, "seconds": [], "errors": []}
+        self.picker = CanvasPicker(self._picked, self._pick_cancelled, self)
+        self._picking = None
+        self.last_pick = None
+        self._preview_source = None
+        self.last_help = None
         self._build()
         self._set_operators(cached_operators())
+        # Krita's Python API has no signal for the Layers docker's selection: look at it a few times a second
+        # (cheap: the ids of the selected nodes) so the frames list follows it and the active document.
+        self.follow_timer = QtCore.QTimer(self)
+        self.follow_timer.setInterval(250)
+        self.follow_timer.timeout.connect(self._tick)
+        self.follow_timer.start()
 
     def showEvent(self, event):
         """Start the worker only when the docker is first shown (not at every Krita start)."""
@@ -143,7 +170,14 @@ class AIPortraitDocker(DockWidget):
         self.reload_button.setText("↻")
         self.reload_button.setToolTip("reload the operators and the document's layers")
         self.reload_button.clicked.connect(self.reload_operators)
+        self.help_button = QtWidgets.QToolButton(root)
+        self.help_button.setObjectName("help")
+        self.help_button.setText("?")
+        self.help_button.setToolTip("open this filter's help page: what it does, every setting, a before/after "
+                                    "picture")
+        self.help_button.clicked.connect(self.show_help)
         top.addWidget(self.op_combo, 1)
+        top.addWidget(self.help_button)
         top.addWidget(self.reload_button)
         col.addLayout(top)
 
@@ -166,7 +200,29 @@ class AIPortraitDocker(DockWidget):
         self.use_selection.setChecked(True)
         self.clip_mask = QtWidgets.QCheckBox("Add a transparency mask from the selection", root)
         self.clip_mask.setObjectName("clip_mask")
+        results = load().results
+        self.rerun = QtWidgets.QComboBox(root)
+        self.rerun.setObjectName("rerun")
+        for nick in results.RERUN_CHOICES:
+            self.rerun.addItem(results.RERUN_LABELS[nick], nick)
+        self.rerun.setToolTip("Applying a filter again, with its result selected or one already above the layer: "
+                              "replace that result (its place, opacity and blending mode kept) or add a new layer "
+                              "at the top of the layer's results. The layer the result was made from is "
+                              "processed again either way, never the result itself.")
+        saved = Krita.instance().readSetting("ai_portrait", "rerun", results.DEFAULT_RERUN)
+        self.rerun.setCurrentIndex(max(self.rerun.findData(saved), 0))
+        self.rerun.currentIndexChanged.connect(
+            lambda *_: Krita.instance().writeSetting("ai_portrait", "rerun", self.rerun.currentData()))
+        self.preview = QtWidgets.QCheckBox("Preview on the canvas", root)
+        self.preview.setObjectName("preview")
+        self.preview.setToolTip("Show the result on a temporary layer while you change the settings, computed "
+                                "on a copy of about one megapixel (so it comes within about a second); Apply "
+                                "computes it at full size, Cancel removes it")
+        self.preview.setEnabled(load().preview.available())
+        self.preview.toggled.connect(self._preview_toggled)
         opts.addRow("Seed", self.seed)
+        opts.addRow("Running again", self.rerun)
+        opts.addRow(self.preview)
         opts.addRow(self.use_selection)
         opts.addRow(self.clip_mask)
         col.addLayout(opts)
@@ -232,6 +288,12 @@ class AIPortraitDocker(DockWidget):
             page = OperatorPage(op, self.stack)
             if page.frames is not None:
                 page.frames.button.clicked.connect(self._use_selected_layers)
+            for ctl in page.params.values():
+                self._wire_picks(ctl)
+                if hasattr(ctl, "on_item"):   # a list's rows: each row's point can be picked too
+                    ctl.on_item = self._wire_picks
+                    for _line, item in getattr(ctl, "rows", []):
+                        self._wire_picks(item)
             self.pages[op["name"]] = page
             self.stack.addWidget(page)
             self.op_combo.addItem(op.get("title") or op["name"], op["name"])
@@ -254,6 +316,7 @@ class AIPortraitDocker(DockWidget):
 
     @guarded
     def _operator_changed(self, index):
+        self._drop_preview()
         page = self.current_page()
         if page is not None:
             # a stack is as wide as its widest page: let only the shown page count, so a wide page elsewhere
@@ -276,6 +339,9 @@ class AIPortraitDocker(DockWidget):
     # -- document -----------------------------------------------------------------------------------------
     def canvasChanged(self, canvas):
         try:
+            doc = Krita.instance().activeDocument()
+            if self.preview_doc is not None and (doc is None or not (doc == self.preview_doc)):
+                self._drop_preview()
             self._refresh_layers()
         except Exception as exc:  # noqa: BLE001
             self._say(describe_error(exc), error=True)
@@ -291,8 +357,32 @@ class AIPortraitDocker(DockWidget):
                 layers.append((document.node_id(node), "  " * depth + node.name()))
         for picker in page.pickers.values():
             picker.refresh(layers)
-        if page.frames is not None and page.frames.list.count() == 0:
+        if page.frames is not None:
+            self._selection_key = None   # the document may have changed: list its selection
+            self._follow_selection()
+
+    def _tick(self):
+        self._follow_selection()
+        self._follow_preview()
+
+    def _follow_selection(self):
+        """The frames list shows the layers selected in the active document (timer and canvasChanged)."""
+        try:
+            page = self.current_page()
+            if page is None or page.frames is None:
+                return
+            doc = Krita.instance().activeDocument()
+            nodes = [n for n in self._selected_nodes() if n.type() == "paintlayer"] if doc is not None else []
+            key = (document.node_id(doc.rootNode()) if doc is not None else None,
+                   tuple(document.node_id(n) for n in nodes),
+                   document.node_id(doc.activeNode()) if doc is not None and doc.activeNode() is not None
+                   else None)
+            if key == self._selection_key:
+                return
+            self._selection_key = key
             self._use_selected_layers()
+        except Exception as exc:  # noqa: BLE001 - a timer slot must never raise into Krita
+            self._say(describe_error(exc), error=True)
 
     def _selected_nodes(self):
         win = Krita.instance().activeWindow()
@@ -324,6 +414,11 @@ class AIPortraitDocker(DockWidget):
         if self.busy():
             self._say("an operator is still running: wait for it or press Cancel")
             return
+        if self.preview.isChecked():
+            self.preview.blockSignals(True)
+            self.preview.setChecked(False)   # Apply ends the preview: the result replaces what it showed
+            self.preview.blockSignals(False)
+        self._drop_preview()
         page = self.current_page()
         if page is None:
             raise HostError("no operators yet: press ↻ to start the worker")
@@ -331,6 +426,16 @@ class AIPortraitDocker(DockWidget):
         if doc is None:
             raise HostError("open an image first")
         self._refresh_layers()
+        self.request = self._prepare(page, doc)
+        req = self.request
+        self._say(f"{page.op.get('title', page.op['name'])}: starting…")
+
+        def work(progress, cancel):
+            return jobs.execute(req, progress=progress, cancel=cancel)
+        self._start(work, self._run_done, busy=True)
+
+    def _prepare(self, page, doc):
+        """jobs.prepare with the docker's settings (the same for Apply and for the preview)."""
         picks = {name: (document.find_node(doc, picker.value()) if picker.value() else None)
                  for name, picker in page.pickers.items()}
         frames = None
@@ -338,18 +443,14 @@ class AIPortraitDocker(DockWidget):
             frames = [document.find_node(doc, i) for i in page.frames.value()]
             frames = [n for n in frames if n is not None]
         source = doc.activeNode()
+        if source is not None and source.name() == document.PREVIEW_NAME:
+            source = self._preview_source   # the preview layer got selected: it stands for its source
+        self._preview_source = source
         if frames and (source is None or not any(source == f for f in frames)):
             source = frames[0]
-        self.request = jobs.prepare(doc, source, page.op, picks=picks, frames=frames,
-                                    params=page.param_values(), seed=self.seed.value(),
-                                    use_selection=self.use_selection.isChecked(),
-                                    clip_to_selection=self.clip_mask.isChecked())
-        req = self.request
-        self._say(f"{page.op.get('title', page.op['name'])}: starting…")
-
-        def work(progress, cancel):
-            return jobs.execute(req, progress=progress, cancel=cancel)
-        self._start(work, self._run_done, busy=True)
+        return jobs.prepare(doc, source, page.op, picks=picks, frames=frames, params=page.param_values(),
+                            seed=self.seed.value(), use_selection=self.use_selection.isChecked(),
+                            clip_to_selection=self.clip_mask.isChecked(), rerun=self.rerun.currentData())
 
     def _start(self, fn, on_success, busy):
         task = Task(fn, self)
@@ -436,9 +537,193 @@ class AIPortraitDocker(DockWidget):
         if self.task is not None:
             self.task.cancel_event.set()
             self._say("cancelling…")
+        if self.preview_layer is not None or self.preview_task is not None:
+            self.preview.setChecked(False)   # drops the preview layer
+            self._say("preview removed: nothing was changed")
 
     def busy(self) -> bool:
         return self.task is not None or self.pending_clip is not None
+
+    # -- help -------------------------------------------------------------------------------------------------
+    @guarded
+    def show_help(self):
+        """Open the current filter's bundled help page (ai_portrait/help/NAME.html, from docs/filters)."""
+        name = self.current_operator_name()
+        folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), "help")
+        path = os.path.join(folder, f"{name}.html")
+        if not os.path.isfile(path):
+            path = os.path.join(folder, "index.html")
+        if not os.path.isfile(path):
+            self._say("no help pages are installed with this plugin: reinstall it with install.py", error=True)
+            return
+        url = QtCore.QUrl.fromLocalFile(path)
+        self.last_help = path
+        if not self.open_url(url):
+            self._say(f"could not open {path} in a web browser", error=True)
+
+    def open_url(self, url):
+        from .qt import QtGui
+        return QtGui.QDesktopServices.openUrl(url)
+
+    # -- live preview ---------------------------------------------------------------------------------------
+    def _preview_toggled(self, on):
+        try:
+            if on:
+                self._preview_key = None   # compute at the next tick
+            else:
+                self._drop_preview()
+        except Exception as exc:  # noqa: BLE001
+            self._say(describe_error(exc), error=True)
+
+    def _preview_state(self):
+        """What the preview depends on; a change starts a new preview job."""
+        page = self.current_page()
+        doc = Krita.instance().activeDocument()
+        if page is None or doc is None:
+            return None
+        active = doc.activeNode()
+        return json.dumps([page.op["name"], page.param_values(), self.seed.value(),
+                           {k: p.value() for k, p in page.pickers.items()},
+                           page.frames.value() if page.frames is not None else None,
+                           document.node_id(doc.rootNode()),
+                           document.node_id(active) if active is not None else None,
+                           self.use_selection.isChecked()], sort_keys=True, default=str)
+
+    def _follow_preview(self):
+        if not self.preview.isChecked() or self.busy():
+            return
+        try:
+            key = self._preview_state()
+            if key is None or key == self._preview_key:
+                return
+            self._preview_key = key
+            self._start_preview()
+        except Exception as exc:  # noqa: BLE001 - a timer slot must never raise into Krita
+            self._say("preview: " + describe_error(exc), error=True)
+
+    def _start_preview(self):
+        """Read the inputs, downscale them to the proxy and start the preview job, cancelling the previous one
+        (its late result is ignored)."""
+        import time
+        page = self.current_page()
+        doc = Krita.instance().activeDocument()
+        if self.preview_task is not None:
+            self.preview_task.cancel_event.set()
+            self.preview_stats["cancelled"] += 1
+        self._preview_gen += 1
+        gen = self._preview_gen
+        self._preview_changed_at = time.monotonic()
+        req = self._prepare(page, doc)
+        small = jobs.proxy(req)
+        self.preview_stats["started"] += 1
+        self.preview_stats["last_params"] = small.params
+        self.preview_stats["proxy_scale"] = small.proxy_scale
+        task = Task(lambda progress, cancel: jobs.execute(small, cancel=cancel, worker=jobs.preview_client()),
+                    self)
+        task.succeeded.connect(lambda res: self._preview_done(task, gen, req, res))
+        task.failed.connect(lambda exc: self._preview_failed(task, gen, exc))
+        task.cancelled.connect(lambda: self._preview_ended(task))
+        self.preview_task = task
+        self._preview_tasks.append(task)
+        task.start()
+
+    def _preview_ended(self, task):
+        if task in self._preview_tasks:
+            task.wait(2000)
+            self._preview_tasks.remove(task)
+            task.deleteLater()
+        if self.preview_task is task:
+            self.preview_task = None
+
+    def _preview_failed(self, task, gen, exc):
+        self._preview_ended(task)
+        if gen == self._preview_gen:
+            self.preview_stats["errors"].append(describe_error(exc))
+            self._say("preview: " + describe_error(exc), error=True)
+
+    def _preview_done(self, task, gen, req, result):
+        import time
+        self._preview_ended(task)
+        try:
+            if gen != self._preview_gen or not self.preview.isChecked():
+                return   # a newer preview was asked for, or the preview was switched off meanwhile
+            w, h = document.canvas_size(req.doc)
+            big = load().preview.upscale(result.image, w, h)
+            if self.preview_layer is not None and self.preview_doc is not None and not (self.preview_doc == req.doc):
+                self._drop_preview()
+            place = None
+            if self.preview_layer is None:
+                place = document.result_place(req.doc, req.anchor, req.sources, req.op["name"], "new-layer")
+            self.preview_layer = document.show_preview(req.doc, place, big, self.preview_layer)
+            self.preview_doc = req.doc
+            self.preview_stats["shown"] += 1
+            self.preview_stats["seconds"].append(round(time.monotonic() - self._preview_changed_at, 3))
+            self.cancel_button.setEnabled(True)
+            self._say(f"preview ({int(round(100 * req_scale(result, w)))} % size): Apply to compute it at full "
+                      f"size, Cancel to remove it")
+        except Exception as exc:  # noqa: BLE001
+            self._say("preview: " + describe_error(exc), error=True)
+
+    def _drop_preview(self):
+        """Cancel the preview job and remove the preview layer (Cancel, Apply, switching off, another filter
+        or document)."""
+        if self.preview_task is not None:
+            self.preview_task.cancel_event.set()
+            self.preview_stats["cancelled"] += 1
+            self.preview_task = None
+        self._preview_gen += 1
+        self._preview_key = None
+        layer, self.preview_layer = self.preview_layer, None
+        doc, self.preview_doc = self.preview_doc, None
+        if layer is not None:
+            try:
+                layer.remove()
+                if doc is not None:
+                    doc.refreshProjection()
+            except Exception:  # noqa: BLE001 - its document was closed: nothing left to remove
+                pass
+        if self.task is None:
+            self.cancel_button.setEnabled(False)
+
+    # -- points on the canvas -------------------------------------------------------------------------------
+    def _wire_picks(self, ctl):
+        if getattr(ctl, "pick", None) is not None and not getattr(ctl, "_pick_wired", False):
+            ctl._pick_wired = True
+            ctl.pick.toggled.connect(lambda on, c=ctl: self._pick_toggled(c, on))
+
+    def _pick_toggled(self, ctl, on):
+        try:
+            if not on:
+                if self._picking is ctl:
+                    self._picking = None
+                    self.picker.stop()
+                return
+            if self._picking is not None and self._picking is not ctl:
+                self._picking.pick.setChecked(False)
+            window = Krita.instance().activeWindow()
+            if window is None or not self.picker.start(window):
+                ctl.pick.setChecked(False)
+                self._say("open the picture in a window to pick a point on it", error=True)
+                return
+            self._picking = ctl
+            self._say("click the spot in the picture (Esc cancels)")
+        except Exception as exc:  # noqa: BLE001
+            self._say(describe_error(exc), error=True)
+
+    def _picked(self, x, y):
+        ctl, self._picking = self._picking, None
+        if ctl is None:
+            return
+        ctl.set_point(x, y)
+        ctl.pick.setChecked(False)
+        self.last_pick = (x, y)
+        self._say(f"{ctl.decl.get('title') or ctl.decl['name'].replace('_', ' ')}: {x:.1f}, {y:.1f} (image pixels)")
+
+    def _pick_cancelled(self, reason):
+        ctl, self._picking = self._picking, None
+        if ctl is not None:
+            ctl.pick.setChecked(False)
+        self._say(reason or "picking cancelled", error=bool(reason))
 
     def _say(self, text, error=False):
         self.last_error = text if error else ""

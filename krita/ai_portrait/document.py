@@ -11,9 +11,10 @@ Colour layers with a linear profile are sRGB-encoded for the worker (transfer.py
 mask) are not: their bytes go as stored, in the layer's own depth, with no tone curve and no profile conversion
 (a layer may have another depth and profile than its document: a float depth layer in an 8-bit photo).
 
-Results never overwrite the source (Krita's Python API has no undo macro): each lands on a NEW paint layer
-directly above the source, optionally clipped by a transparency mask made from the selection, and the run's
-provenance is stored as a document annotation.
+Results never overwrite the source (Krita's Python API has no undo macro): each lands on a NEW paint layer at
+the top of the source's stack of results, or in place of the previous result of the same filter on the same
+source (plugin.results), optionally clipped by a transparency mask made from the selection, and the run's
+provenance (naming the source layers by uuid) is stored as a document annotation.
 """
 import array
 import json
@@ -103,23 +104,108 @@ def to_layer_bytes(image, node) -> bytes:
 # Writing results
 
 
-def add_result_layer(doc, source, image, name: str, keep=None):
-    """A new paint layer directly above `source` holding `image`; the source is never touched.
+class Place:
+    """Where a result goes: into `parent`, right above `below`; `replaced` is the result it replaces (or None),
+    whose opacity, blending mode and visibility the new layer takes; else it takes `like`'s (the source's)."""
+
+    def __init__(self, parent, below, like, replaced=None):
+        self.parent, self.below, self.like, self.replaced = parent, below, like, replaced
+        self.replaced_name = replaced.name() if replaced is not None else None
+
+
+def result_place(doc, anchor, sources, op_name, rerun, selected=None):
+    """The Place of a new result of `op_name` made from `sources` (plugin.results): in 'replace' mode where the
+    previous result of that filter on those sources is (the selected one, else the newest), otherwise at the
+    top of the sources' stack of results, the run of layers right above `anchor` made from them."""
+    from .bridge import load
+    results = load().results
+    parent = anchor.parentNode() or doc.rootNode()
+    children = list(parent.childNodes())   # bottom to top
+    at = next(k for k, n in enumerate(children) if n == anchor)
+    above = children[at + 1:]              # nearest first
+    records = [read_provenance(doc, n) for n in above]
+    ids = [node_id(n) for n in sources]
+    if rerun == "replace":
+        pick = next((k for k, n in enumerate(above) if selected is not None and n == selected), None)
+        k = results.previous_result(records, ids, op_name, pick)
+        if k is not None:
+            return Place(parent, above[k], above[k], replaced=above[k])
+    top = results.stack_top(records, ids)
+    return Place(parent, above[top - 1] if top else anchor, anchor)
+
+
+def add_result_layer(doc, place, image, name: str, keep=None):
+    """A new paint layer holding `image`, at `place` (see result_place); no existing layer is touched.
 
     keep: (base layer bytes, selection bytes) -> where the selection is 0 the base's bytes are copied as they
     are. core already keeps those pixels exact in float; this makes them exact in the layer too when a linear
     profile's tone-curve round trip would otherwise move a float by one unit in the last place."""
+    like = place.like
     layer = doc.createNode(name, "paintlayer")
-    if (layer.colorModel(), layer.colorDepth()) != (source.colorModel(), source.colorDepth()):
-        layer.setColorSpace(source.colorModel(), source.colorDepth(), source.colorProfile())
+    if (layer.colorModel(), layer.colorDepth()) != (like.colorModel(), like.colorDepth()):
+        layer.setColorSpace(like.colorModel(), like.colorDepth(), like.colorProfile())
     w, h = canvas_size(doc)
     data = to_layer_bytes(image, layer)
     if keep is not None:
         data = restore_unselected(data, keep[0], keep[1])
     layer.setPixelData(data, 0, 0, w, h)
-    parent = source.parentNode() or doc.rootNode()
-    parent.addChildNode(layer, source)   # inserted right above `source`
+    layer.setOpacity(like.opacity())
+    layer.setBlendingMode(like.blendingMode())
+    if place.replaced is not None:
+        layer.setVisible(place.replaced.visible())
+    place.parent.addChildNode(layer, place.below)   # inserted right above `below`
     return layer
+
+
+PREVIEW_NAME = "AI Portrait preview"
+
+
+def show_preview(doc, place, image, node=None):
+    """The live preview's temporary layer: created at `place` (where the result would go) the first time, its
+    pixels replaced after; `image` is canvas-sized (the proxy's result, upscaled). Returns the node. It has no
+    provenance, is never a source and is removed on Cancel, on Apply and when the preview is switched off."""
+    if node is None:
+        node = doc.createNode(PREVIEW_NAME, "paintlayer")
+        like = place.like
+        if (node.colorModel(), node.colorDepth()) != (like.colorModel(), like.colorDepth()):
+            node.setColorSpace(like.colorModel(), like.colorDepth(), like.colorProfile())
+        node.setOpacity(like.opacity())
+        node.setBlendingMode(like.blendingMode())
+        active = doc.activeNode()
+        place.parent.addChildNode(node, place.below)
+        if active is not None and not (doc.activeNode() == active):
+            doc.setActiveNode(active)   # the preview is never what the user works on
+    w, h = canvas_size(doc)
+    node.setPixelData(to_layer_bytes(image, node), 0, 0, w, h)
+    doc.refreshProjection()
+    return node
+
+
+def remove_result(doc, node) -> None:
+    """Take a replaced result out of the document, with its provenance annotation."""
+    key = ANNOTATION_PREFIX + _layer_key(node)
+    node.remove()
+    try:
+        doc.removeAnnotation(key)
+    except Exception:  # noqa: BLE001 - an annotation left behind names a layer that is gone: harmless
+        pass
+
+
+def read_provenance(doc, node):
+    """The provenance record of a layer AI Portrait made (its annotation), or None."""
+    if node is None:
+        return None
+    try:
+        raw = bytes(doc.annotation(ANNOTATION_PREFIX + _layer_key(node)))
+    except Exception:  # noqa: BLE001
+        return None
+    if not raw:
+        return None
+    try:
+        record = json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def restore_unselected(data, base, selection) -> bytes:
@@ -250,7 +336,7 @@ def list_layers(doc):
 
     def walk(node, depth):
         for child in reversed(node.childNodes()):
-            if child.type() in PIXEL_LAYERS:
+            if child.type() in PIXEL_LAYERS and child.name() != PREVIEW_NAME:   # never offer the preview
                 out.append((child, depth))
             if child.type() == "grouplayer":
                 walk(child, depth + 1)

@@ -218,10 +218,133 @@ def undo_in_gui(img, layers_before, watched, before_px):
     return {"layers": len(stack(img)), "unchanged": [a == pixels(d) for a, d in zip(before_px, watched)]}
 
 
+def run_steps(case):
+    """A retoucher's session on one image: several runs one after the other, each on the layers a step names
+    ('newest': what GIMP selected after the previous run, i.e. its result; 'source'; or a layer's name), and
+    the layer stack after each run (names, tattoos, provenance) with every result's pixels dumped."""
+    cw, ch = plan["canvas"]
+    sw, sh = plan["source_size"]
+    ox, oy = plan["source_offset"]
+    img = Gimp.Image.new_with_precision(cw, ch, Gimp.ImageBaseType.RGB, PRECISION[case["precision"]])
+    try:
+        bg = Gimp.Layer.new(img, "Background", cw, ch, Gimp.ImageType.RGB_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
+        img.insert_layer(bg, None, 0)
+        bg.fill(Gimp.FillType.WHITE)
+        frames = [new_layer(img, f"frame {k}", sw, sh, read_raw(f), ox, oy) for k, f in enumerate(case.get("frames", []))]
+        source = new_layer(img, "source", sw, sh, read_raw(plan["source"]), ox, oy)
+        display = Gimp.Display.new(img) if case.get("undo") or case.get("display") else None
+        rec = {"id": case["id"], "source_tattoo": source.get_tattoo(),
+               "frame_tattoos": [f.get_tattoo() for f in frames], "steps": []}
+        for k, step in enumerate(case["steps"]):
+            pick = step.get("select", "newest")
+            if pick == "newest":
+                drawables = list(img.get_selected_layers())
+            elif pick == "source":
+                drawables = [source] + frames
+            else:
+                drawables = [l for l in stack(img) if l.get_name() == pick]
+            if step.get("path"):   # a path whose first anchor marks a point on the canvas
+                path = Gimp.Path.new(img, "mark")
+                img.insert_path(path, None, 0)
+                stroke = path.bezier_stroke_new_moveto(*step["path"])
+                path.bezier_stroke_lineto(stroke, step["path"][0] + 20, step["path"][1] + 10)
+                img.set_selected_paths([path])
+            if step.get("select_ellipse"):
+                img.select_ellipse(Gimp.ChannelOps.REPLACE, *step["select_ellipse"])
+            proc = Gimp.get_pdb().lookup_procedure(step["proc"])
+            cfg = proc.create_config()
+            cfg.set_property("run-mode", Gimp.RunMode.INTERACTIVE if step.get("interactive")
+                             else Gimp.RunMode.NONINTERACTIVE)
+            cfg.set_property("image", img)
+            cfg.set_core_object_array("drawables", drawables)
+            for arg, value in step.get("args", {}).items():
+                cfg.set_property(arg, value)
+            started = time.monotonic()
+            result = proc.run(cfg)
+            seconds = time.monotonic() - started
+            status = result.index(0)
+            layers = []
+            for layer in stack(img):
+                parasite = layer.get_parasite("ai-portrait-provenance")
+                prov = json.loads(bytes(parasite.get_data()).decode("utf-8")) if parasite is not None else None
+                entry = {"name": layer.get_name(), "tattoo": layer.get_tattoo(),
+                         "position": img.get_item_position(layer), "opacity": layer.get_opacity(),
+                         "visible": layer.get_visible(), "offsets": offsets(layer),
+                         "size": [layer.get_width(), layer.get_height()]}
+                if prov is not None:
+                    entry["provenance"] = {key: prov.get(key) for key in ("operator", "params", "source_ids",
+                                                                          "source_layers", "rerun", "replaced")}
+                    entry["provenance"]["worker_pid"] = (prov.get("info") or {}).get("pid")
+                    entry["provenance"]["worker_params"] = (prov.get("info") or {}).get("params")
+                    entry["provenance"]["region"] = prov.get("region")
+                    entry["file"] = f"{case['id']}.step{k}.{layer.get_tattoo()}.f32"
+                    dump(entry["file"], pixels(layer))
+                layers.append(entry)
+            if step.get("expect") == "cancel" and status == Gimp.PDBStatusType.CANCEL:
+                status = Gimp.PDBStatusType.SUCCESS   # cancelled as the step meant to
+            rec["steps"].append({"status": status.value_nick, "seconds": round(seconds, 3), "layers": layers,
+                                 "selected": [l.get_name() for l in img.get_selected_layers()],
+                                 "message": result.index(1) if result.length() > 1
+                                 and status != Gimp.PDBStatusType.SUCCESS else None})
+            if step.get("screenshot"):   # the whole screen (the GUI under Xvfb), as docs/ shows it
+                screenshot(os.path.join(OUT, step["screenshot"]))
+            if step.get("then_opacity") is not None:  # the user adjusts the result's opacity
+                for l in img.get_selected_layers():
+                    l.set_opacity(step["then_opacity"])
+        if display is not None and case.get("undo"):
+            rec["undo"] = []
+            for _ in range(case.get("undo", 0)):
+                press_undo(img)
+                rec["undo"].append([l.get_name() for l in stack(img)])
+        if display is not None:
+            display.delete()
+        return rec
+    finally:
+        img.delete()
+
+
+def screenshot(path):
+    """The X screen as a PNG (GTK initialised in this plug-in process for the purpose), GIMP's window made
+    large enough to show the image and the Layers dock."""
+    Gimp.displays_flush()
+    subprocess.run(["xdotool", "search", "--onlyvisible", "--name", "GIMP", "windowsize", "%@", "1200", "800"],
+                   capture_output=True, timeout=30)
+    time.sleep(2.0)   # let the image window and the docks redraw
+    gi.require_version("GimpUi", "3.0")
+    gi.require_version("Gdk", "3.0")
+    from gi.repository import Gdk, GimpUi
+    GimpUi.init("gimp_batch")
+    root = Gdk.get_default_root_window()
+    shot = Gdk.pixbuf_get_from_window(root, 0, 0, root.get_width(), root.get_height())
+    shot.savev(path, "png", [], [])
+
+
+def press_undo(img):
+    """Ctrl+Z in the image's window; waits for the layer stack to change."""
+    before = [l.get_id() for l in stack(img)]
+    Gimp.displays_flush()
+    pattern = r"\[Untitled\]-%d\.0 " % img.get_id()
+    windows = []
+    for _attempt in range(10):
+        found = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", pattern], capture_output=True,
+                               text=True, timeout=30)
+        windows = found.stdout.split()
+        if windows:
+            break
+        time.sleep(0.5)
+    if not windows:
+        raise RuntimeError("image window not found")
+    subprocess.run(["xdotool", "windowfocus", "--sync", windows[0], "key", "ctrl+z"], timeout=30)
+    deadline = time.monotonic() + 10
+    while [l.get_id() for l in stack(img)] == before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.3)  # let GIMP print any message about the undo
+
+
 results = []
 for case in plan["cases"]:
     try:
-        results.append(run_case(case))
+        results.append(run_steps(case) if case.get("steps") else run_case(case))
     except Exception:
         results.append({"id": case["id"], "crash": traceback.format_exc()})
 procs = {name: Gimp.get_pdb().lookup_procedure(name) is not None for name in plan.get("expect_procs", [])}

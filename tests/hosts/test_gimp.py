@@ -173,23 +173,35 @@ def session(chroot, registry_with_test_ops, tmp_path_factory):
             shutil.rmtree(work, ignore_errors=True)
 
 
-def _run_gimp(chroot, work, inside, plan, plan_name, gui=False):
-    """One GIMP batch session over `plan`; returns (results, seconds, stderr)."""
+def _run_gimp(chroot, work, inside, plan, plan_name, gui=False, extra_env=(), binds=()):
+    """One GIMP batch session over `plan`; returns (results, seconds, stderr).
+
+    GIMP's messages go to its stderr (--console-messages), where the tests read them, instead of dialogs.
+    extra_env: more NAME=VALUE for GIMP (and so for the plug-in). binds: host folders made visible at the same
+    path inside the chroot for this session only (a private mount namespace), e.g. the worker's environment,
+    so the plug-in can start a worker itself."""
     os.makedirs(os.path.join(chroot, plan["out_dir"].lstrip("/")), exist_ok=True)
     with open(os.path.join(work, plan_name), "w") as fh:
         json.dump(plan, fh)
     env = ["env", "-i", "HOME=/root", "LANG=C.UTF-8", "PATH=/usr/bin:/bin", f"GIMP3_DIRECTORY={inside}/profile"]
+    env += list(extra_env)
     batch = ["--batch-interpreter=python-fu-eval",
              "-b", f'PLAN="{inside}/{plan_name}"; exec(open("{inside}/gimp_batch.py").read())', "--quit"]
     if gui:  # the real GUI on a virtual display, so the plug-in's dialogs are built and shown
         gimp = env + ["AI_PORTRAIT_DIALOG_AUTO_OK_MS=1500", f"AI_PORTRAIT_DIALOG_SNAPSHOT_DIR={plan['out_dir']}",
                       "AI_PORTRAIT_DIALOG_ADD_ROWS=Test inputs",
-                      "xvfb-run", "-a", "gimp-3.0", "-df", "--no-splash"]
+                      "xvfb-run", "-a", "-s", "-screen 0 1400x1500x24", "gimp-3.0", "-df", "--no-splash",
+                      "--console-messages"]
     else:
-        gimp = env + ["gimp-console-3.0", "-i", "-df"]
+        gimp = env + ["gimp-console-3.0", "-i", "-df", "--console-messages"]
+    cmd = ["timeout", str(GIMP_TIMEOUT_S), "chroot", chroot] + gimp + batch
+    if binds:
+        import shlex
+        mounts = " && ".join(f"mkdir -p {shlex.quote(chroot + b)} && mount --bind {shlex.quote(b)} "
+                             f"{shlex.quote(chroot + b)}" for b in binds)
+        cmd = ["unshare", "-m", "sh", "-c", f"{mounts} && exec " + " ".join(shlex.quote(c) for c in cmd)]
     started = time.monotonic()
-    res = subprocess.run(["timeout", str(GIMP_TIMEOUT_S), "chroot", chroot] + gimp + batch,
-                         capture_output=True, text=True, timeout=GIMP_TIMEOUT_S + 30)
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=GIMP_TIMEOUT_S + 30)
     seconds = time.monotonic() - started
     assert res.returncode == 0, (f"{gimp[-3:]} exited {res.returncode}\n{res.stdout[-3000:]}\n"
                                  f"{res.stderr[-6000:]}")
@@ -801,7 +813,8 @@ def test_labels_names_and_layer_names_come_from_the_registry():
     p = {"name": "focus_distance", "type": "float", "unit": "m", "title": "Focus distance", "min": 0.1, "max": 100,
          "help": "where it is sharp", "default": None, "optional": True}
     assert describe.param_label(p) == "Focus distance (m)"
-    assert "range 0.1…100 m" in describe.param_blurb(p)
+    blurb = describe.param_blurb(p)
+    assert "From 0.1 m to 100 m" in blurb and "In metres." in blurb and "'Automatic'" in blurb, blurb
     assert describe.param_arg("seed") == "op-seed" and describe.param_arg("f_number") == "f-number"
     assert describe.proc_name("test_scale") == "plug-in-ai-portrait-test-scale"
     op = {"name": "refocus", "title": "Refocus", "params": [
@@ -810,7 +823,13 @@ def test_labels_names_and_layer_names_come_from_the_registry():
         {"name": "grain", "type": "bool", "default": True},
         {"name": "shape", "type": "choice", "default": "disk", "choices": ["disk", "hexagon"]},
         {"name": "rotation", "type": "float", "unit": "deg", "default": 0.0}]}
-    assert describe.layer_name(op, {"f_number": 1.4}) == "Refocus (f/1.4, 85 mm, disk)"
+    # the settings that differ from the defaults tell results apart; a taken name gets a number
+    assert describe.layer_name(op, {"f_number": 1.4}) == "Refocus (f/1.4)"
+    assert describe.layer_name(op, {"f_number": 1.4, "focal_length": 50.0, "shape": "hexagon"}) == \
+        "Refocus (f/1.4, focal length 50 mm, shape hexagon)"
+    assert describe.layer_name(op, {}) == "Refocus"
+    assert describe.layer_name(op, {"f_number": 1.4}, taken=["Refocus (f/1.4)"]) == "Refocus (f/1.4) #2"
+    assert describe.param_label({"name": "noise_b", "unit": "signal²"}) == "Noise b"   # no unreadable symbol
 
 
 def test_vectors_and_lists_get_named_arguments_that_say_how_to_write_them():
@@ -828,7 +847,8 @@ def test_vectors_and_lists_get_named_arguments_that_say_how_to_write_them():
     assert describe.format_value(marks, [[1, 2, 0.5], [3, 4, 1]]) == "(1, 2, 0.5); (3, 4, 1)"
     op = {"name": "t", "title": "T", "params": [dict(marks), {"name": "f", "type": "float", "default": 2.0,
                                                                "repeat": True}]}
-    assert describe.layer_name(op, {}) == "T"   # lists are not put in the layer's name
+    assert describe.layer_name(op, {}) == "T"   # defaults: the title alone
+    assert describe.layer_name(op, {"marks": [[1, 2, 0.5]]}) == "T (marks ×1)"   # a list by its length
 
 
 def test_installer_puts_a_self_contained_executable_plugin_in_the_profile(tmp_path, monkeypatch):

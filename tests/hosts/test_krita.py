@@ -28,6 +28,7 @@ LSB = {"u8": 1 / 255, "u16": 1 / 65535, "f16": 1e-3, "f32": 1e-5}
 RUNNER_TIMEOUT_S = 900
 
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -73,16 +74,28 @@ def scratch():
 
 @pytest.fixture(scope="module")
 def worker_config(scratch):
+    """The worker settings Krita reads. The plugin uses the shared warm worker (plugin.local): its folder is
+    this session's own (XDG_RUNTIME_DIR in krita_env), so no other test session's worker, started from other
+    code, is reused; the workers started here are stopped at the end."""
     path = os.path.join(scratch, "config.json")
     from plugin import config as plugin_config
     plugin_config.save_config({"python": sys.executable, "core_root": ROOT, "device": "cpu",
                                "idle_timeout_s": 120}, path)
+    yield path
+    import shared_workers
+    shared_workers.stop_all(os.path.join(runtime_dir(path), "ai-portrait"))
+
+
+def runtime_dir(worker_config_path):
+    path = os.path.join(os.path.dirname(worker_config_path), "runtime")
+    os.makedirs(path, mode=0o700, exist_ok=True)
     return path
 
 
 def krita_env(profile, worker_config, **extra):
     env = dict(os.environ)
     env.update({"XDG_DATA_HOME": profile["data"], "XDG_CONFIG_HOME": profile["config"],
+                "XDG_RUNTIME_DIR": runtime_dir(worker_config),
                 "AI_PORTRAIT_CONFIG": worker_config, "AI_PORTRAIT_TEST_OPS": "1", "HF_HUB_OFFLINE": "1",
                 "AI_PORTRAIT_DEVICE": "cpu", "QT_QPA_PLATFORM": "offscreen"})
     for k in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"):
@@ -663,6 +676,12 @@ def test_controls_build_under_both_qt_bindings(binding, test_operators, tmp_path
     assert report["docker"]["pages"] == len(decls)
     assert "open an image first" in report["docker"]["error"]
     for d in decls:
+        # a value left to the filter reads 'auto' in every one of its fields, never a placeholder number
+        for name, texts in report["ops"][d["name"]]["auto_text"].items():
+            assert all(t == "auto" for t in texts), (d["name"], name, texts)
+        numbers = {p["name"] for p in d["params"] if p.get("optional") and p["default"] is None
+                   and p["type"] in ("float", "int", "point") and not p.get("repeat")}
+        assert numbers <= {n for n, t in report["ops"][d["name"]]["auto_text"].items() if t}, d["name"]
         got = report["ops"][d["name"]]["params"]
         assert set(got) == {p["name"] for p in d["params"]}
         for p in d["params"]:   # after reset(), every control reads back its declared default

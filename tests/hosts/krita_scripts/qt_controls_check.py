@@ -13,8 +13,9 @@ import sys
 binding, registry_path = sys.argv[1], sys.argv[2]
 QtWidgets = importlib.import_module(f"{binding}.QtWidgets")   # loaded first, as Krita itself would have
 app = QtWidgets.QApplication([])
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))), "krita"))
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+sys.path.insert(0, os.path.join(_REPO, "krita"))
+os.environ.setdefault("AI_PORTRAIT_ROOT", _REPO)   # where the bridge (plugin/) is, as in a checkout
 from ai_portrait import controls, qt  # noqa: E402
 
 assert qt.QT_API == binding, qt.QT_API
@@ -31,8 +32,11 @@ for op in ops:
         if getattr(ctl, "slider", None) is not None:
             ctl.slider.setValue(700)
         ctl.reset()
+    autos = {name: [s.text() for s in ctl._spin_boxes()] for name, ctl in page.params.items()
+             if ctl.auto is not None and ctl.auto.isChecked()}
     report["ops"][op["name"]] = {"params": page.param_values(), "pickers": {k: p.value() for k, p in
                                                                              page.pickers.items()},
+                                 "auto_text": autos,
                                  "frames": page.frames.value() if page.frames is not None else None}
 
 # the docker itself, with a stand-in for Krita's module (only what the docker touches without a document)
@@ -42,6 +46,14 @@ fake = types.ModuleType("krita")
 
 
 class _App:
+    settings = {}
+
+    def readSetting(self, group, name, default):
+        return self.settings.get((group, name), default)
+
+    def writeSetting(self, group, name, value):
+        self.settings[(group, name)] = value
+
     def activeDocument(self):
         return None
 
@@ -50,7 +62,8 @@ class _App:
 
 
 fake.DockWidget = QtWidgets.QDockWidget
-fake.Krita = types.SimpleNamespace(instance=lambda: _App())
+_APP = _App()
+fake.Krita = types.SimpleNamespace(instance=lambda: _APP)
 sys.modules["krita"] = fake
 from ai_portrait import docker as docker_mod  # noqa: E402
 

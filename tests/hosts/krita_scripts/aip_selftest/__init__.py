@@ -14,9 +14,9 @@ import traceback
 from krita import Krita, Selection
 
 try:
-    from PyQt5 import QtCore, QtWidgets
+    from PyQt5 import QtCore, QtGui, QtWidgets
 except ImportError:  # Krita 6
-    from PyQt6 import QtCore, QtWidgets
+    from PyQt6 import QtCore, QtGui, QtWidgets
 
 OUT = os.environ.get("AIP_OUT", "")
 RESULTS = {"checks": {}, "errors": [], "log": []}
@@ -308,7 +308,7 @@ def steps():
             picked = pg.frames.value()
             check(f"frames_from_selected_layers_{op['name']}", len(picked) == len(frames),
                   f"listed {listed}, {len(picked)} ticked of {len(frames)} frames")
-            d.setActiveNode(src)
+            # (no setActiveNode here: making one layer active selects it alone, and the list follows that)
             yield 0.3
         before = snapshot(d)
         docker.apply_button.click()
@@ -330,11 +330,14 @@ def steps():
         n_before = len(all_nodes(d)) if d is not None else 0
         action = app.action("ai_portrait_" + name)
         if action is not None:
+            previous = docker.last_layer
             action.trigger()
             yield 0.2
             yield from wait_for(lambda: not docker.busy(), 240)
+            # the active layer is that filter's result, so the action re-runs it on the source and replaces it
             check("menu_action_runs_operator", docker.current_operator_name() == name and
-                  len(all_nodes(d)) == n_before + 1, f"status '{docker.status.text()}'")
+                  docker.status.text().startswith("done") and docker.last_layer is not previous and
+                  len(all_nodes(d)) == n_before, f"status '{docker.status.text()}'")
     if plan.get("screenshot_op"):
         # the documentation's picture: the docker floating at a comfortable size, all controls in view
         docker.select_operator(plan["screenshot_op"])
@@ -349,6 +352,329 @@ def steps():
             docker.resize(470, 900)
             yield 0.8
             _screenshots(window, docker, "repeat")
+
+
+def retouch_steps():
+    """Plan mode 'retouch' (test_krita_retouch.py): what a retoucher meets, each step checked."""
+    with open(os.environ["AIP_PLAN"], "r", encoding="utf-8") as fh:
+        plan = json.load(fh)
+    app = Krita.instance()
+    yield from wait_for(lambda: app.activeWindow() is not None, 30)
+    window = app.activeWindow()
+    w = h = plan["size"]
+    doc_a = app.createDocument(w, h, "burst A", "RGBA", "U8", "", 72.0)
+    frames_a = [layer(doc_a, f"Frame {k + 1}", plan["portrait"], w, h) for k in range(3)]
+    view_a = window.addView(doc_a)
+    doc_b = app.createDocument(w, h, "burst B", "RGBA", "U8", "", 72.0)
+    shots_b = [layer(doc_b, f"Shot {k + 1}", plan["portrait"], w, h) for k in range(2)]
+    view_b = window.addView(doc_b)
+    yield 0.5
+    from ai_portrait.extension import find_docker
+    docker = find_docker(window)
+    check("docker_registered", docker is not None, "")
+    if docker is None:
+        return
+    docker.setVisible(True)
+    docker.raise_()
+    loaded = yield from wait_for(lambda: docker.operators and not docker.busy() and "test_mean" in docker.pages,
+                                 180)
+    check("registry_loaded_from_worker", loaded, docker.status.text())
+    if not loaded:
+        return
+    yield from follow_selection_steps(app, window, docker, plan, (doc_a, view_a, frames_a),
+                                      (doc_b, view_b, shots_b))
+    yield from auto_text_step(docker)
+    yield from help_step(docker)
+    yield from preview_steps(app, window, docker, plan)
+    yield from pick_steps(app, window, docker, plan)
+    yield from showcase_steps(app, window, docker, plan)
+
+
+def _screen(path):
+    """The whole (virtual) screen: the main window and the floating docker."""
+    QtWidgets.QApplication.primaryScreen().grabWindow(0).save(path)
+
+
+def showcase_steps(app, window, docker, plan):
+    """The pictures for docs/: Refocus on the astronaut with the live preview, then its applied result."""
+    if "refocus" not in docker.pages or not plan.get("showcase"):
+        return
+    w = h = plan["showcase_size"]
+    doc = app.createDocument(w, h, "portrait", "RGBA", "U8", "", 72.0)
+    photo = layer(doc, "Portrait", plan["showcase"], w, h)
+    window.addView(doc)
+    yield 0.5
+    activate(window, doc)
+    doc.setActiveNode(photo)
+    yield 0.5
+    docker.select_operator("refocus")
+    docker.current_page().params["f_number"].set_value(1.4)
+    # the docker floating beside the window, so one screen picture shows both
+    docker.setFloating(True)
+    screen = QtWidgets.QApplication.primaryScreen().availableGeometry()   # logical pixels (Krita scales)
+    window.qwindow().setGeometry(0, 0, screen.width() - 480, min(screen.height(), 830))
+    yield 0.5
+    geo = window.qwindow().frameGeometry()
+    docker.setGeometry(geo.right() + 4, geo.top(), 470, min(geo.height(), screen.height()))
+    stats = docker.preview_stats
+    n = stats["shown"]
+    docker.preview.setChecked(True)
+    shown = yield from wait_for(lambda: stats["shown"] > n, 120)
+    yield 0.8
+    if OUT:
+        _screen(os.path.join(OUT, "window-preview.png"))
+    docker.apply_button.click()
+    done = yield from wait_for(lambda: not docker.busy(), 240)
+    yield 1.0
+    if OUT:
+        _screen(os.path.join(OUT, "window-result.png"))
+        docker.grab().save(os.path.join(OUT, "docker-result.png"))
+    check("showcase_refocus", shown and done and docker.status.text().startswith("done"),
+          f"status '{docker.status.text()}'")
+    doc.setModified(False)
+
+
+def help_step(docker):
+    """The docker's Help button opens the current filter's bundled page (the URL is caught, not opened)."""
+    opened = []
+    docker.open_url = lambda url: opened.append(url.toLocalFile()) or True
+    name = "refocus" if "refocus" in docker.pages else docker.operators[0]["name"]
+    docker.select_operator(name)
+    yield 0.2
+    docker.help_button.click()
+    yield 0.2
+    ok = len(opened) == 1 and opened[0].endswith(f"/ai_portrait/help/{name}.html") and os.path.isfile(opened[0])
+    check("help_opens_the_filters_page", ok, f"opened {opened}")
+
+
+def auto_text_step(docker):
+    """A value left to the filter reads 'auto' in its field, in the real docker."""
+    docker.select_operator("test_inputs")
+    page = docker.current_page()
+    yield 0.2
+    texts = {name: [s.text() for s in page.params[name]._spin_boxes()] for name in ("distance", "spot")}
+    check("auto_fields_read_auto", all(t == "auto" for v in texts.values() for t in v), json.dumps(texts))
+
+
+def _mean_u8(node, w, h):
+    raw = bytes(node.pixelData(0, 0, w, h))
+    total = 0
+    for k in range(0, len(raw), 4):   # B, G, R (alpha left out)
+        total += raw[k] + raw[k + 1] + raw[k + 2]
+    return total / (3.0 * w * h)
+
+
+def _preview_node(doc):
+    return next((n for n in doc.rootNode().childNodes() if n.name() == "AI Portrait preview"), None)
+
+
+def preview_steps(app, window, docker, plan):
+    """The live preview: a temporary layer computed on a ~1 MP proxy, updated after a change, the previous
+    job cancelled, removed on Cancel and on Apply."""
+    w, h = plan["big_size"]
+    doc = app.createDocument(w, h, "preview", "RGBA", "U8", "", 72.0)
+    photo = layer(doc, "Photo", plan["big"], w, h)
+    window.addView(doc)
+    yield 0.5
+    activate(window, doc)
+    doc.setActiveNode(photo)
+    yield 0.5
+    base = _mean_u8(photo, w, h)
+    docker.select_operator("test_scale")
+    page = docker.current_page()
+    page.params["factor"].set_value(0.5)
+    page.params["steps"].set_value(1)
+    page.params["step_seconds"].set_value(0.0)
+    before = snapshot(doc)
+    stats = docker.preview_stats
+    docker.preview.setChecked(True)
+    shown = yield from wait_for(lambda: stats["shown"] >= 1 and _preview_node(doc) is not None, 60)
+    node = _preview_node(doc)
+    ratio1 = _mean_u8(node, w, h) / base if node is not None else None
+    above = node is not None and [n.name() for n in doc.rootNode().childNodes()][-1] == "AI Portrait preview"
+    check("preview_appears", shown and above and ratio1 is not None and abs(ratio1 - 0.5) < 0.02,
+          f"ratio {ratio1}, proxy scale {stats.get('proxy_scale')}, stats {json.dumps(stats)}")
+    # a slider change: the preview follows within about a second
+    n0 = stats["shown"]
+    page.params["factor"].slider.setValue(int(round(0.8 / 100.0 * 1000)))   # the slider, as a user drags it
+    factor = page.params["factor"].value()
+    updated = yield from wait_for(lambda: stats["shown"] > n0, 30)
+    node = _preview_node(doc)
+    ratio2 = _mean_u8(node, w, h) / base if node is not None else None
+    check("preview_follows_a_slider", updated and ratio2 is not None and abs(ratio2 - min(factor, 255 / base))
+          < 0.03, f"factor {factor}, ratio {ratio2}, seconds to show {stats['seconds']}")
+    RESULTS["preview_seconds"] = list(stats["seconds"])
+    # a slow job replaced by a newer one: the first is cancelled and never shown
+    n1, c1 = stats["shown"], stats["cancelled"]
+    page.params["step_seconds"].set_value(0.1)
+    page.params["steps"].set_value(40)
+    page.params["factor"].set_value(0.3)
+    yield 0.8
+    page.params["factor"].set_value(0.4)
+    updated = yield from wait_for(lambda: stats["shown"] > n1, 60)
+    node = _preview_node(doc)
+    ratio3 = _mean_u8(node, w, h) / base if node is not None else None
+    check("preview_cancels_the_previous_job", updated and stats["cancelled"] > c1 and stats["shown"] == n1 + 1
+          and ratio3 is not None and abs(ratio3 - 0.4) < 0.02,
+          f"ratio {ratio3}, cancelled {stats['cancelled'] - c1}, shown {stats['shown'] - n1}")
+    # Cancel removes it and changes nothing
+    docker.cancel_button.click()
+    yield 0.5
+    same, added = unchanged(doc, before)
+    check("preview_removed_on_cancel", _preview_node(doc) is None and same and added == 0
+          and not docker.preview.isChecked(), f"{added} layer(s) more, status '{docker.status.text()}'")
+    # Apply: the preview goes, one result at full size comes
+    page.params["steps"].set_value(1)
+    page.params["step_seconds"].set_value(0.0)
+    page.params["factor"].set_value(0.6)
+    docker.preview.setChecked(True)
+    n2 = stats["shown"]
+    yield from wait_for(lambda: stats["shown"] > n2, 30)
+    had = _preview_node(doc) is not None
+    docker.apply_button.click()
+    done = yield from wait_for(lambda: not docker.busy(), 60)
+    yield 0.6
+    names = [n.name() for n in doc.rootNode().childNodes()]
+    new = docker.last_layer
+    ratio4 = _mean_u8(new, w, h) / base if new is not None else None
+    check("preview_removed_on_apply", had and done and "AI Portrait preview" not in names and
+          names.count("Test scale (factor 0.6)") == 1 and len(names) == len(before) + 1 and ratio4 is not None
+          and abs(ratio4 - 0.6) < 0.01, f"layers {names}, ratio {ratio4}")
+    doc.setModified(False)
+
+
+def _grab(widget):
+    """The canvas widget's pixels as drawn: an OpenGL canvas from its framebuffer, else from the screen."""
+    if hasattr(widget, "grabFramebuffer"):
+        img = widget.grabFramebuffer()
+        if not img.isNull():
+            return img, "framebuffer"
+    screen = QtWidgets.QApplication.primaryScreen()
+    top_left = widget.mapToGlobal(QtCore.QPoint(0, 0))
+    pix = screen.grabWindow(0, top_left.x(), top_left.y(), widget.width(), widget.height())
+    return pix.toImage(), "screen"
+
+
+def _white_centroid(widget):
+    """Where the picture's only white square is drawn in the canvas widget (its own pixels, grabbed)."""
+    img, how = _grab(widget)
+    log(f"canvas widget {widget.metaObject().className()} {widget.width()}x{widget.height()}, grabbed "
+        f"{img.width()}x{img.height()} from the {how}")
+    xs = ys = n = 0
+    for y in range(0, img.height()):
+        for x in range(0, img.width()):
+            c = img.pixel(x, y)
+            if (c >> 16 & 255) > 200 and (c >> 8 & 255) > 200 and (c & 255) > 200:
+                xs += x
+                ys += y
+                n += 1
+    return (xs / n + 0.5, ys / n + 0.5, n) if n else (None, None, 0)
+
+
+def pick_steps(app, window, docker, plan):
+    """'Pick' then a click on the canvas: the point under the click becomes the parameter, in image pixels,
+    and reaches the worker so."""
+    from ai_portrait import canvas
+    w, h = 200, 150
+    doc = app.createDocument(w, h, "pick", "RGBA", "U8", "", 72.0)
+    mark = layer(doc, "Mark", plan["mark"], w, h)
+    window.addView(doc)
+    yield 0.5
+    activate(window, doc)
+    doc.setActiveNode(mark)
+    doc.refreshProjection()
+    yield 1.5
+    docker.select_operator("test_inputs")
+    page = docker.current_page()
+    spot = page.params["spot"]
+    widgets = canvas.canvas_widgets(window)
+    if not widgets:
+        check("canvas_point_reaches_the_worker", False, "no canvas widget found")
+        return
+    wx, wy, n = _white_centroid(widgets[0])
+    if not n:
+        check("canvas_point_reaches_the_worker", False, "the white square is not on the canvas widget")
+        return
+    spot.pick.setChecked(True)
+    yield 0.2
+    pos = QtCore.QPointF(wx, wy)
+    for kind, button, buttons in (("MouseMove", "NoButton", "NoButton"),
+                                  ("MouseButtonPress", "LeftButton", "LeftButton"),
+                                  ("MouseButtonRelease", "LeftButton", "NoButton")):
+        ev = QtGui.QMouseEvent(_qenum(QtCore.QEvent, "Type", kind), pos, _qenum(QtCore.Qt, "MouseButton", button),
+                               _qenum(QtCore.Qt, "MouseButton", buttons),
+                               _qenum(QtCore.Qt, "KeyboardModifier", "NoModifier"))
+        QtWidgets.QApplication.sendEvent(widgets[0], ev)
+        yield 0.3
+    picked = docker.last_pick
+    want = (124.0, 64.0)   # the centre of the white square (x 120..127, y 60..67)
+    close = picked is not None and abs(picked[0] - want[0]) <= 1.5 and abs(picked[1] - want[1]) <= 1.5
+    before = snapshot(doc)
+    docker.apply_button.click()
+    yield from wait_for(lambda: not docker.busy(), 60)
+    annotations = [a for a in doc.annotationTypes() if a.startswith("ai-portrait/")]
+    record = json.loads(bytes(doc.annotation(annotations[-1])).decode()) if annotations else {}
+    got = (record.get("params") or {}).get("spot")
+    same, added = unchanged(doc, before)
+    check("canvas_point_reaches_the_worker", close and got is not None and picked is not None
+          and abs(got[0] - picked[0]) <= 0.051 and abs(got[1] - picked[1]) <= 0.051 and added == 1
+          and not spot.pick.isChecked(),
+          f"white square drawn at widget {wx:.1f}, {wy:.1f} ({n} px); picked {picked}; worker got {got}; "
+          f"status '{docker.status.text()}'; zoom {window.activeView().canvas().zoomLevel()}")
+    RESULTS["pick"] = {"widget": [wx, wy], "picked": picked, "worker": got}
+    doc.setModified(False)
+
+
+def _qenum(owner, scope, name):
+    scoped = getattr(owner, scope, None)
+    return getattr(scoped, name) if scoped is not None and hasattr(scoped, name) else getattr(owner, name)
+
+
+def activate(window, doc):
+    """What clicking a document's tab does: make its sub-window the active one of the main window's MDI area
+    (Window.showView only shows a view that is not shown yet). Sub-windows come in the order of the views."""
+    mdi = window.qwindow().findChild(QtWidgets.QMdiArea)
+    views = list(window.views())
+    subs = mdi.subWindowList()
+    for k, v in enumerate(views):
+        if v.document() == doc and k < len(subs):
+            mdi.setActiveSubWindow(subs[k])
+            return True
+    log(f"no sub-window for document {doc.name()!r}")
+    return False
+
+
+def follow_selection_steps(app, window, docker, plan, a, b):
+    """The frames list follows the Layers docker's selection and the active document, with no button pressed."""
+    doc_a, view_a, frames_a = a
+    doc_b, view_b, shots_b = b
+    op = "denoise" if "denoise" in docker.pages else "test_mean"
+    docker.select_operator(op)
+    page = docker.current_page()
+
+    def listed():
+        return [page.frames.list.item(i).text() for i in range(page.frames.list.count())]
+
+    seen = {}
+    activate(window, doc_a)
+    yield 0.5
+    app.action("select_all_layers").trigger()
+    ok = yield from wait_for(lambda: set(listed()) == {"Frame 1", "Frame 2", "Frame 3", "Background"}, 5)
+    seen["all of A"] = listed()
+    doc_a.setActiveNode(frames_a[1])
+    ok_one = yield from wait_for(lambda: listed() == ["Frame 2"], 5)
+    seen["Frame 2 clicked"] = listed()
+    activate(window, doc_b)
+    yield 0.3
+    doc_b.setActiveNode(shots_b[0])
+    app.action("select_all_layers").trigger()
+    ok_b = yield from wait_for(lambda: set(listed()) == {"Shot 1", "Shot 2", "Background"}, 5)
+    seen["all of B"] = listed()
+    activate(window, doc_a)
+    ok_back = yield from wait_for(lambda: listed() and all(t.startswith("Frame") for t in listed()), 5)
+    seen["back to A"] = listed()
+    check("frames_follow_selection_and_document", ok and ok_one and ok_b and ok_back, json.dumps(seen))
+    RESULTS["frames_seen"] = seen
 
 
 def fill_repeat_rows(page, plan):
@@ -425,7 +751,8 @@ def _start(*_):
     _started[0] = True
     log("window created: starting the self-test")
     QtCore.QTimer.singleShot(int(float(os.environ.get("AIP_WATCHDOG_S", "300")) * 1000), _watchdog)
-    run_steps(steps())
+    mode = os.environ.get("AIP_MODE", "")
+    run_steps(retouch_steps() if mode == "retouch" else steps())
 
 
 def _watchdog():
