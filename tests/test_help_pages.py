@@ -78,3 +78,18 @@ def test_both_plugins_bundle_the_pages(tmp_path):
     import zipfile
     names = zipfile.ZipFile(build_zip(ROOT, str(tmp_path / "k.zip"))).namelist()
     assert "ai_portrait/help/refocus.html" in names and "ai_portrait/help/refocus.jpg" in names
+
+
+def test_expert_settings_sit_under_advanced_in_every_filter():
+    """The main view holds what a photographer knows; noise-model terms, tile sizes, reference indices, sensor
+    widths and lens-history settings are expert knobs (issue 20). Read from the registry, as every front end is."""
+    from core import registry
+    expert = {"denoise": {"reference", "tile", "noise_a", "noise_b"},
+              "refocus": {"depth_kind", "sensor_width", "blade_rotation", "blur_at_infinity", "highlight_boost",
+                          "original_f_number", "original_focus_distance", "sharpen"}}
+    for name, names in expert.items():
+        params = {p.name: p for p in registry.get(name).params}
+        assert names <= set(params), (name, names - set(params))
+        assert {n for n, p in params.items() if p.advanced} == names, name
+        main = [n for n, p in params.items() if not p.advanced]
+        assert 2 <= len(main) <= 7, (name, main)   # a short main view

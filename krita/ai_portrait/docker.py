@@ -582,6 +582,8 @@ class AIPortraitDocker(DockWidget):
         if page is None or doc is None:
             return None
         active = doc.activeNode()
+        if active is not None and active.name() == document.PREVIEW_NAME:
+            active = self._preview_source   # Krita selects the new preview layer: it stands for its source
         return json.dumps([page.op["name"], page.param_values(), self.seed.value(),
                            {k: p.value() for k, p in page.pickers.items()},
                            page.frames.value() if page.frames is not None else None,
@@ -657,6 +659,7 @@ class AIPortraitDocker(DockWidget):
             self.preview_layer = document.show_preview(req.doc, place, big, self.preview_layer)
             self.preview_doc = req.doc
             self.preview_stats["shown"] += 1
+            self.preview_stats["shown_params"] = dict(req.params)
             self.preview_stats["seconds"].append(round(time.monotonic() - self._preview_changed_at, 3))
             self.cancel_button.setEnabled(True)
             self._say(f"preview ({int(round(100 * req_scale(result, w)))} % size): Apply to compute it at full "

@@ -24,13 +24,13 @@ MIN_TEXTURED = 6      # fewer textured tiles than this: too little structure to 
 
 PARAMS = (
     Param("reference", "int", -1, "index of the reference frame (0 = first); -1 picks the sharpest frame",
-          min=-1, max=999, title="Reference frame"),
+          min=-1, max=999, title="Reference frame", advanced=True),
     Param("strength", "float", 1.0, "temporal merge strength: 0 keeps the reference alone, 1 merges what agrees "
           "within the measured noise, higher merges more (and risks ghosts)", unit="ratio", min=0.0, max=4.0,
           step=0.1),
     Param("tile", "choice", "16", "merge tile side: 16 follows local motion and fine detail more closely "
           "(measured 0.6 dB better on a detailed burst), 32 decides over larger areas", unit="px",
-          choices=("16", "32")),
+          choices=("16", "32"), advanced=True),
     Param("spatial", "float", 1.0, "spatial denoise of the merged frame, in units of its remaining noise; "
           "0 turns it off", unit="ratio", min=0.0, max=4.0, step=0.1, title="Spatial denoise"),
     Param("exposure", "float", 0.0, "brighten (or darken) the merged result by this many stops in linear light: "
@@ -38,10 +38,10 @@ PARAMS = (
           max=10.0, step=0.5),
     Param("noise_a", "float", None, "shot-noise gain a of the noise model variance = a·signal + b (linear light, "
           "signal 0..1); empty = measure it from the frames", unit="signal", min=0.0, max=1.0, optional=True,
-          title="Noise a (shot)"),
+          title="Noise a (shot)", advanced=True),
     Param("noise_b", "float", None, "read-noise variance b of the noise model variance = a·signal + b (linear "
           "light); empty = measure it from the frames", unit="signal²", min=0.0, max=1.0, optional=True,
-          title="Noise b (read)"),
+          title="Noise b (read)", advanced=True),
 )
 
 

@@ -184,7 +184,7 @@ def demo(image: np.ndarray, seed: int):
 PARAMS = (
     Param("depth_kind", "choice", "auto", "what a given depth map holds: distance in metres, or relative "
           "disparity (near = bright); auto: a float file or layer is metres, 8/16-bit is disparity, else values "
-          "all within 0..1 are disparity", choices=("auto", "distance", "disparity"), title="Depth kind"),
+          "all within 0..1 are disparity", choices=("auto", "distance", "disparity"), title="Depth kind", advanced=True),
     Param("focus_distance", "float", None, "distance of the new focal plane (a distance map, or no depth map: "
           "then the depth service's metric depth)", unit="m", min=0.01, max=100000.0, optional=True, step=0.1),
     Param("focus_at", "point", None, "pixel whose depth becomes the focal plane (x,y from the top-left); "
@@ -196,10 +196,10 @@ PARAMS = (
           step=1.0),
     Param("sensor_width", "float", 36.0, "sensor width (36 = full frame): maps millimetres to pixels and, with "
           "the focal length, gives the field of view (without a depth map: how far the face is)", unit="mm",
-          min=1.0, max=200.0, step=0.1),
+          min=1.0, max=200.0, step=0.1, advanced=True),
     Param("blades", "int", 0, "aperture blades: 0 = round, 3..16 = polygonal bokeh", min=0, max=16, step=1),
     Param("blade_rotation", "float", 0.0, "rotation of the polygonal aperture", unit="deg", min=-360.0,
-          max=360.0, step=1.0),
+          max=360.0, step=1.0, advanced=True),
     Param("background_distance", "float", 10.0, "without a depth map: how far the background is (the portrait "
           "proxy puts it there; a depth network's map reaches no farther). The subject's distance comes from its "
           "face's size", unit="m", min=0.1, max=100000.0, step=0.5),
@@ -208,15 +208,15 @@ PARAMS = (
           "this x |disparity - focus disparity|. 0.05: about an 85 mm lens at f/2 focused at 2 m on full frame",
           unit="fraction", min=0.0, max=MAX_COC_FRACTION, step=0.005, advanced=True),
     Param("highlight_boost", "float", 4.0, "linear gain for clipped highlights before blurring, so point "
-          "lights become bright discs (1 = off)", unit="ratio", min=1.0, max=100.0, step=0.5),
+          "lights become bright discs (1 = off)", unit="ratio", min=1.0, max=100.0, step=0.5, advanced=True),
     Param("original_f_number", "float", None, "aperture the photo was taken at (with the original focus "
           "distance: enables sharpening where the new focus is sharper)", unit="f-number", min=0.5, max=64.0,
-          optional=True, step=0.1, title="Original f-number"),
+          optional=True, step=0.1, title="Original f-number", advanced=True),
     Param("original_focus_distance", "float", None, "distance the photo was focused at", unit="m", min=0.01,
-          max=100000.0, optional=True, step=0.1),
+          max=100000.0, optional=True, step=0.1, advanced=True),
     Param("grain", "bool", True, "re-add the original noise and grain in blurred areas"),
     Param("sharpen", "bool", True, "where the original was blurrier than the new focus asks, sharpen by a "
-          "bounded deconvolution of the original blur (needs the original f-number and focus distance)"),
+          "bounded deconvolution of the original blur (needs the original f-number and focus distance)", advanced=True),
 )
 
 registry.register(Operator(

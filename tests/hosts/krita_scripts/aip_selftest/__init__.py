@@ -498,11 +498,13 @@ def preview_steps(app, window, docker, plan):
     n0 = stats["shown"]
     page.params["factor"].slider.setValue(int(round(0.8 / 100.0 * 1000)))   # the slider, as a user drags it
     factor = page.params["factor"].value()
-    updated = yield from wait_for(lambda: stats["shown"] > n0, 30)
+    updated = yield from wait_for(lambda: stats["shown"] > n0 and
+                                  stats.get("shown_params", {}).get("factor") == factor, 30)
     node = _preview_node(doc)
     ratio2 = _mean_u8(node, w, h) / base if node is not None else None
     check("preview_follows_a_slider", updated and ratio2 is not None and abs(ratio2 - min(factor, 255 / base))
-          < 0.03, f"factor {factor}, ratio {ratio2}, seconds to show {stats['seconds']}")
+          < 0.03, f"factor {factor}, ratio {ratio2}, seconds to show {stats['seconds']}, "
+          f"started {stats['started']}, shown {stats['shown']}")
     RESULTS["preview_seconds"] = list(stats["seconds"])
     # a slow job replaced by a newer one: the first is cancelled and never shown
     n1, c1 = stats["shown"], stats["cancelled"]
