@@ -305,6 +305,17 @@ class VectorControl(_Base):
         coords = bool(decl.get("coordinates"))
         lo, hi = decl.get("min"), decl.get("max")
         self.spins = []
+        names = decl.get("components") or []
+        # more than three named numbers do not fit one docker row with their names inside the fields (a light's
+        # "azimuth (deg)" read "zimuth -"): a grid of three per line, each name written above its field
+        grid = None
+        if len(names) == n and n > 3 and not coords:
+            box = QtWidgets.QWidget(self)
+            grid = QtWidgets.QGridLayout(box)
+            grid.setContentsMargins(0, 0, 0, 0)
+            grid.setHorizontalSpacing(4)
+            grid.setVerticalSpacing(0)
+            self._row.addWidget(box, 1)
         for k in range(n):
             s = QtWidgets.QDoubleSpinBox(self)
             s.setObjectName(f"spin:{decl['name']}:{k}")
@@ -316,14 +327,12 @@ class VectorControl(_Base):
             else:
                 s.setRange(float(lo) if lo is not None else -1e9, float(hi) if hi is not None else 1e9)
                 s.setDecimals(max(_decimals(decl), 3))
-                names = decl.get("components") or []
-                if len(names) == n:
+                if len(names) == n and grid is None:
                     s.setPrefix(f"{names[k]} ")
                 if decl.get("step"):
                     s.setSingleStep(float(decl["step"]))
                 elif lo is not None and hi is not None:
                     s.setSingleStep(max((hi - lo) / 100.0, 10.0 ** -s.decimals()))
-            names = decl.get("components") or []
             s.setToolTip(f"{names[k]} ({k + 1} of {n})" if len(names) == n else f"number {k + 1} of {n}")
             # a spin box asks for the width of its widest possible text (±1e9): let the row share the docker's
             # width instead, down to a readable minimum
@@ -331,7 +340,16 @@ class VectorControl(_Base):
                             enum(QtWidgets.QSizePolicy, "Policy", "Fixed"))
             s.setMinimumWidth(64)
             self.spins.append(s)
-            self._row.addWidget(s, 1)
+            if grid is not None:
+                label = QtWidgets.QLabel(names[k], self)
+                label.setToolTip(s.toolTip())
+                font = label.font()
+                font.setPointSizeF(font.pointSizeF() * 0.85)
+                label.setFont(font)
+                grid.addWidget(label, 2 * (k // 3), k % 3)
+                grid.addWidget(s, 2 * (k // 3) + 1, k % 3)
+            else:
+                self._row.addWidget(s, 1)
         self.pick = _pick_button(self) if coords and n >= 2 else None
         if self.pick is not None:
             self._row.addWidget(self.pick)

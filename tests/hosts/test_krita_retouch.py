@@ -192,8 +192,12 @@ def gui_retouch(profile, worker_config, scratch):  # noqa: F811
     mark.tofile(mark_path)
     showcase_path = os.path.join(out, "showcase.f32")
     tk._rgba(tk.portrait(512)).tofile(showcase_path)
+    from skimage import data
+    scenery = cv2.resize(data.rocket().astype(np.float32) / 255.0, (512, 512), interpolation=cv2.INTER_AREA)
+    scenery_path = os.path.join(out, "scenery.f32")
+    tk._rgba(scenery).tofile(scenery_path)
     plan = {"size": size, "portrait": portrait_path, "big": big_path, "big_size": [big_w, big_h],
-            "mark": mark_path, "showcase": showcase_path, "showcase_size": 512}
+            "mark": mark_path, "showcase": showcase_path, "showcase_size": 512, "tour": TOUR(scenery_path)}
     plan_path = os.path.join(out, "plan.json")
     with open(plan_path, "w") as fh:
         json.dump(plan, fh)
@@ -211,6 +215,21 @@ def gui_retouch(profile, worker_config, scratch):  # noqa: F811
     results["out"] = out
     results["stderr"] = proc.stderr
     return results
+
+
+def TOUR(scenery_path):
+    """The new filters as a retoucher sets them in the docker; 'moved': the share of pixels the result may
+    change by more than 2 levels (relight: the lit person; skin: skin only; expression: around the mouth;
+    film: everything; background: everything but the person)."""
+    return [
+        {"op": "relight", "params": {"preset": "rembrandt", "shadows": 0.6},
+         "add_light": [-70, 0, 0.3, 3200, 25], "moved": [0.05, 1.0]},
+        {"op": "skin", "params": {"strength": 0.7}, "moved": [0.003, 0.6]},
+        {"op": "expression", "params": {"smile": 0.6}, "moved": [0.001, 0.25]},
+        {"op": "film", "params": {"stock": "portra-400", "grain": 1.0}, "moved": [0.5, 1.0]},
+        {"op": "background", "params": {"f_number": 2.0},
+         "picker": ["background", "New background", scenery_path], "moved": [0.15, 0.95]},
+    ]
 
 
 def _gui_check(gui, name):
@@ -284,3 +303,23 @@ def test_screenshots_of_krita_with_a_result(gui_retouch):
             img = cv2.imread(path)
             ys, xs = np.nonzero(img.max(axis=2) > 8)   # without the empty part of the virtual screen
             cv2.imwrite(os.path.join(ROOT, "docs", doc), img[ys.min():ys.max() + 1, xs.min():xs.max() + 1])
+
+
+def test_every_new_filter_runs_from_the_docker_as_a_retoucher_uses_it(gui_retouch):
+    """Relight (a preset plus a light added in the table), skin, expression, film and background applied through
+    the docker on the astronaut: each finishes, makes a new layer and changes the share of the picture it should
+    (the screenshots are kept; AI_PORTRAIT_UPDATE_SCREENSHOT=1 copies them to docs/krita-<filter>.jpg)."""
+    failed = []
+    for step in TOUR(""):
+        c = gui_retouch["checks"].get(f"tour_{step['op']}")
+        print(step["op"], c)
+        if not (c and c["ok"]):
+            failed.append((step["op"], c))
+    assert not failed, failed
+    if os.environ.get("AI_PORTRAIT_UPDATE_SCREENSHOT"):
+        import cv2
+        for step in TOUR(""):
+            img = cv2.imread(os.path.join(gui_retouch["out"], f"tour-{step['op']}.png"))
+            ys, xs = np.nonzero(img.max(axis=2) > 8)
+            cv2.imwrite(os.path.join(ROOT, "docs", f"krita-{step['op']}.jpg"),
+                        img[ys.min():ys.max() + 1, xs.min():xs.max() + 1], [cv2.IMWRITE_JPEG_QUALITY, 88])

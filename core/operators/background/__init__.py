@@ -292,7 +292,7 @@ PARAMS = (
     Param("f_number", "float", 2.0, "aperture of the portrait's lens (smaller = a more blurred background)",
           unit="f-number", min=0.5, max=64.0, step=0.1, title="F-number"),
     Param("sensor_width", "float", 36.0, "sensor width (36 = full frame): maps millimetres to pixels", unit="mm",
-          min=1.0, max=200.0, step=0.1),
+          min=1.0, max=200.0, step=0.1, advanced=True),
     Param("background_focal_length", "float", None, "focal length the plate was taken with (same sensor "
           "format); the plate is cropped as the portrait's lens would frame it. Default: as if the same",
           unit="mm", min=1.0, max=2000.0, optional=True, step=1.0),

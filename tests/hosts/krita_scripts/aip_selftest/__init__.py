@@ -431,7 +431,72 @@ def showcase_steps(app, window, docker, plan):
         docker.grab().save(os.path.join(OUT, "docker-result.png"))
     check("showcase_refocus", shown and done and docker.status.text().startswith("done"),
           f"status '{docker.status.text()}'")
+    yield from tour_steps(window, docker, doc, photo, plan)
     doc.setModified(False)
+
+
+def _mean_abs_diff_u8(a, b, w, h):
+    """Mean |a - b| over B, G, R (0..255) and the share of pixels that moved by more than 2 levels."""
+    ra, rb = bytes(a.pixelData(0, 0, w, h)), bytes(b.pixelData(0, 0, w, h))
+    total, moved = 0, 0
+    for k in range(0, len(ra), 4):
+        d = abs(ra[k] - rb[k]) + abs(ra[k + 1] - rb[k + 1]) + abs(ra[k + 2] - rb[k + 2])
+        total += d
+        moved += d > 6
+    n = w * h
+    return total / (3.0 * n), moved / n
+
+
+def tour_steps(window, docker, doc, photo, plan):
+    """Every new filter applied through the docker as a retoucher would, on the astronaut: its main controls
+    set (relight's lights in the repeat table, one added with 'Add another'), Apply, the result looked at
+    (a screenshot per filter) and measured against the photo: it changed what the filter changes."""
+    w = h = plan["showcase_size"]
+    previous = docker.last_layer
+    for step in plan.get("tour", []):
+        name = step["op"]
+        if name not in docker.pages:
+            check(f"tour_{name}", False, "not in the docker")
+            continue
+        if previous is not None:
+            previous.setVisible(False)   # the window shows this filter's result, not the one before
+        doc.setActiveNode(photo)
+        docker.select_operator(name)
+        page = docker.current_page()
+        yield 0.3
+        for key, value in step.get("params", {}).items():
+            page.params[key].set_value(value)
+        if step.get("add_light"):   # the table as a user uses it: a second light, then edited
+            ctl = page.params["light"].add_row()
+            ctl.set_value(step["add_light"])
+        if step.get("picker"):
+            key, layer_name, raw = step["picker"]
+            extra = layer(doc, layer_name, raw, w, h)
+            yield 0.3
+            from ai_portrait import document as aip_document
+            docker._refresh_layers()   # what a click in the Layers docker does
+            picker = page.pickers[key]
+            picker.setCurrentIndex(picker.findData(aip_document.node_id(extra)))
+            extra.setVisible(False)
+            doc.setActiveNode(photo)
+        values = page.param_values()
+        yield 0.3
+        docker.apply_button.click()
+        done = yield from wait_for(lambda: not docker.busy(), 300)
+        yield 0.8
+        result = docker.last_layer
+        status = docker.status.text()
+        if OUT:
+            _screen(os.path.join(OUT, f"tour-{name}.png"))
+        ok = done and status.startswith("done") and result is not None and not (result == previous)
+        diff = moved = None
+        if ok:
+            diff, moved = _mean_abs_diff_u8(result, photo, w, h)
+            lo, hi = step["moved"]
+            ok = lo <= moved <= hi and diff > 0.01
+        check(f"tour_{name}", ok, f"status '{status}', mean |diff| {diff}, share moved {moved}, "
+              f"settings {json.dumps(values, default=str)}")
+        previous = result or previous
 
 
 def help_step(docker):
