@@ -5,11 +5,16 @@ each has a short form for a spin box or a layer name ('85 mm', 'f/1.4', '5600 K'
 one for tooltips ('millimetres'). A unit outside the list is never shown as a symbol nobody reads
 ('signal²'): its written-out form says what the number measures, or the tooltip says nothing about it.
 
-A parameter left to the filter (optional, value None) reads `AUTO` ("auto"), never a greyed placeholder number.
+A parameter left to the filter (optional, value None) reads `AUTO` ("auto"), never a greyed placeholder number;
+an empty text or list reads "none".
+
+The one source of these words: the dialogs and tooltips of both hosts, the layer names (results.py) and the
+help pages (core/commands/help_pages.py, the one place in core besides the worker that imports plugin/).
 """
 from __future__ import annotations
 
 AUTO = "auto"
+NONE = "none"   # an empty text or list
 
 # unit -> (prefix, suffix, written out). The suffix follows the number directly ('°', '×') or after a space.
 UNITS = {
@@ -98,7 +103,7 @@ def format_value(p, v):
     if v is None:
         return AUTO
     if p.get("repeat"):
-        return "; ".join(format_value(dict(p, repeat=False), item) for item in v)
+        return "; ".join(format_value(dict(p, repeat=False), item) for item in v) or NONE
     t = p.get("type")
     if t in ("point", "vector"):
         return "(" + ", ".join(num(c) for c in v) + ")"
@@ -107,7 +112,7 @@ def format_value(p, v):
     if t == "choice":
         return str(v).replace("_", " ")
     if t not in ("float", "int"):
-        return str(v)
+        return str(v) or NONE
     prefix, suffix = unit_parts(p.get("unit"))
     return "%s%s%s" % (prefix, num(v), suffix)
 
@@ -119,6 +124,16 @@ def sentence(text):
         return ""
     text = text[0].upper() + text[1:]
     return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def unit_sentence(p):
+    """What a tooltip or a help page says about a number's unit: 'In millimetres.', a sentence of its own
+    (UNIT_SENTENCES), or '' (no unit, not a number, a unit outside the list)."""
+    unit = p.get("unit") or ""
+    if not unit or p.get("type") not in ("float", "int", "vector"):
+        return ""
+    words = unit_words(unit)
+    return UNIT_SENTENCES.get(unit, "In %s." % words if words else "")
 
 
 def range_text(p):
@@ -144,10 +159,7 @@ def tooltip(p, auto_hint="Tick 'auto' to let the filter choose."):
     setting's unit, the unit written out, and how 'auto' works."""
     lines = [sentence(p.get("help"))]
     lines.append(range_text(p))
-    unit = p.get("unit") or ""
-    if p.get("type") in ("float", "int", "vector") and unit:
-        words = unit_words(unit)
-        lines.append(UNIT_SENTENCES.get(unit, "In %s." % words if words else ""))
+    lines.append(unit_sentence(p))
     if p.get("coordinates") or p.get("type") == "point":
         lines.append("A position in the picture, in pixels from its top-left corner.")
     if p.get("optional") and p.get("default") is None:

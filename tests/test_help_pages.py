@@ -13,15 +13,21 @@ from plugin import words
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def test_the_pages_use_the_plugins_words_for_units():
-    """core may not import plugin/: the generator mirrors plugin.words' units and sentences, which must agree,
-    so a page and a tooltip say the same thing."""
-    assert help_pages.UNITS == words.UNITS
-    assert help_pages.UNIT_SENTENCES == words.UNIT_SENTENCES
+def test_pages_and_tooltips_say_values_and_units_in_the_same_words():
+    """One source, plugin.words: a page's Default column writes every default as the dialogs and layer names do
+    (an empty text or list as 'none' in both), and a page says about a unit what the tooltip says."""
     for op in registry.as_json():
+        _, _, _, main, advanced, _ = help_pages.page_parts(op, {})
+        rows = {row[0]: row for row in main + advanced}
         for p in op["params"]:
-            assert help_pages.format_value(p, p["default"]) == words.format_value(p, p["default"]) or \
-                p["type"] in ("string",) or p.get("repeat"), (op["name"], p["name"])
+            title = p.get("title") or p["name"].replace("_", " ").capitalize()
+            _, what, _, default = rows[title]
+            assert default == words.format_value(p, p["default"]), (op["name"], p["name"])
+            said = words.unit_sentence(p)
+            assert said in what and said in words.tooltip(p), (op["name"], p["name"])
+    assert words.format_value({"type": "string"}, "") == "none"
+    assert words.format_value({"type": "float", "repeat": True}, []) == "none"
+    assert help_pages.format_value is words.format_value
 
 
 @pytest.fixture(scope="module")
@@ -87,9 +93,12 @@ def test_expert_settings_sit_under_advanced_in_every_filter():
     expert = {"denoise": {"reference", "tile", "noise_a", "noise_b"},
               "refocus": {"depth_kind", "sensor_width", "blade_rotation", "blur_at_infinity", "highlight_boost",
                           "original_f_number", "original_focus_distance", "sharpen"}}
+    also = {"background": {"sensor_width"}}   # advanced among others
     for name, names in expert.items():
         params = {p.name: p for p in registry.get(name).params}
         assert names <= set(params), (name, names - set(params))
         assert {n for n, p in params.items() if p.advanced} == names, name
         main = [n for n, p in params.items() if not p.advanced]
         assert 2 <= len(main) <= 7, (name, main)   # a short main view
+    for name, names in also.items():
+        assert all(p.advanced for p in registry.get(name).params if p.name in names), name

@@ -14,8 +14,9 @@ main ones, then the advanced ones) with what each does, its range, default and u
 was measured: the demo's size, time and the facts the filter reported, and this filter's rows of the latest
 benchmark (bench/results/latest.json) when there are some.
 
-The words for units and values mirror plugin/words.py, which the plug-ins' dialogs and tooltips use (core
-may not import plugin/); tests/test_help_pages.py checks that the two say the same.
+The words for units and values are plugin/words.py's, the ones the plug-ins' dialogs and tooltips use, so a
+page says what a tooltip says (the one import of plugin/ in core besides the worker's; plugin/ is standard
+library only).
 """
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from plugin.words import format_value, num, sentence, unit_sentence
+
 from .. import registry
 from . import command
 
@@ -35,84 +38,14 @@ PICTURE_SIDE = 320      # each half of the before/after picture, in pixels (page
 GIMP_HELP_LOCALE = "en"
 BENCH_FILE = Path(__file__).resolve().parents[2] / "bench" / "results" / "latest.json"
 
-# --- mirrors plugin/words.py (UNITS, UNIT_SENTENCES); tests/test_help_pages.py checks they agree -------------
-UNITS = {
-    "mm": ("", " mm", "millimetres"),
-    "m": ("", " m", "metres"),
-    "deg": ("", "°", "degrees"),
-    "degrees": ("", "°", "degrees"),
-    "K": ("", " K", "kelvin"),
-    "kelvin": ("", " K", "kelvin"),
-    "f-number": ("f/", "", "f-number"),
-    "px": ("", " px", "pixels of this image"),
-    "stops": ("", " stops", "stops (one stop doubles or halves the light)"),
-    "ratio": ("", "×", "times"),
-    "fraction": ("", "", "a fraction (0 = none, 1 = all)"),
-    "µm": ("", " µm", "micrometres on the film (thousandths of a millimetre)"),
-    "um": ("", " µm", "micrometres"),
-    "s": ("", " s", "seconds"),
-    "%": ("", " %", "percent"),
-    "signal": ("", "", "brightness (0 = black, 1 = white)"),
-    "signal²": ("", "", "brightness squared (0 = black, 1 = white)"),
-}
-UNIT_SENTENCES = {
-    "K": "Colour temperature in kelvin: 3200 K is warm tungsten light, 5600 K daylight, 6500 K neutral.",
-    "f-number": "As on a lens: f/1.4 is wide open (most blur), f/16 stopped down (least).",
-    "ratio": "",
-    "fraction": "",
-    "signal": "Measured on the picture's linear brightness scale, 0 = black, 1 = white.",
-    "signal²": "A variance on the picture's linear brightness scale (0 = black, 1 = white), so brightness "
-               "squared.",
-}
 KIND_WORDS = {"image": "The picture", "frames": "The frames of a burst", "depth": "Depth map",
               "normals": "Normal map", "reference": "Reference picture", "background": "New background",
               "mask": "Mask"}
 
 
-def num(v) -> str:
-    if isinstance(v, bool):
-        return "on" if v else "off"
-    if isinstance(v, int) or (isinstance(v, float) and v.is_integer() and abs(v) < 1e15):
-        return str(int(v))
-    if isinstance(v, float):
-        return "%.3g" % v
-    return str(v)
-
-
-def format_value(p, v) -> str:
-    if v is None:
-        return "auto"
-    if p.get("repeat"):
-        return "; ".join(format_value(dict(p, repeat=False), item) for item in v) or "none"
-    if p.get("type") in ("point", "vector"):
-        return "(" + ", ".join(num(c) for c in v) + ")"
-    if p.get("type") == "bool":
-        return "on" if v else "off"
-    if p.get("type") == "choice":
-        return str(v).replace("_", " ")
-    if p.get("type") not in ("float", "int"):
-        return str(v) or "none"
-    prefix, suffix, _ = UNITS.get(p.get("unit") or "", ("", "", ""))
-    return f"{prefix}{num(v)}{suffix}"
-
-
-def sentence(text) -> str:
-    text = (text or "").strip()
-    if not text:
-        return ""
-    text = text[0].upper() + text[1:]
-    return text if text.endswith((".", "!", "?")) else text + "."
-
-
-def unit_sentence(p) -> str:
-    unit = p.get("unit") or ""
-    if not unit or p.get("type") not in ("float", "int", "vector"):
-        return ""
-    words = UNITS.get(unit, ("", "", ""))[2]
-    return UNIT_SENTENCES.get(unit, f"In {words}." if words else "")
-
-
 def range_text(p) -> str:
+    """The page's Range column: 'f/0.5 to f/64', 'at least 1 mm', the choices (a tooltip says it as a
+    sentence, plugin.words.range_text)."""
     if p.get("type") == "choice":
         return ", ".join(str(c).replace("_", " ") for c in p.get("choices") or [])
     if p.get("type") not in ("float", "int", "vector"):

@@ -130,10 +130,21 @@ def level_model(image: torch.Tensor, mask=None) -> NoiseModel:
 
     Exact for white noise; correlated noise reads low by var(HH)/σ² (see `measure`, which corrects it)."""
     mean, var = haar_blocks(image, mask)
-    if mean.numel() < BINS * 8:
+    levels, qs = level_bins(mean, var)
+    if len(levels) == 0:   # too few blocks to bin: no slope, the blocks' median variance
         if mean.numel() == 0:
             return NoiseModel(0.0, MIN_VARIANCE)
         return NoiseModel(0.0, float(var.median().clamp_min(MIN_VARIANCE)))
+    return _fit_clipped(levels, qs)
+
+
+def level_bins(mean: torch.Tensor, var: torch.Tensor):
+    """(levels, variances), numpy: the level model's bins of `haar_blocks`' block means and HH² means.
+
+    A bin's level is its median block mean and its variance the low QUANTILE of its block variances over the
+    chi-square bias; empty arrays when there are fewer than BINS·8 blocks or no bin holds MIN_BLOCKS."""
+    if mean.numel() < BINS * 8:
+        return np.zeros(0), np.zeros(0)
     order = torch.argsort(mean)
     mean, var = mean[order], var[order]
     levels, qs = [], []
@@ -146,9 +157,7 @@ def level_model(image: torch.Tensor, mask=None) -> NoiseModel:
             continue
         levels.append(float(mean[lo:hi].median()))
         qs.append(float(torch.quantile(var[lo:hi], QUANTILE) / CHI2_16_Q20))
-    if not levels:
-        return NoiseModel(0.0, float(var.median().clamp_min(MIN_VARIANCE)))
-    return _fit_clipped(np.array(levels), np.maximum(np.array(qs), MIN_VARIANCE))
+    return np.array(levels), np.maximum(np.array(qs), MIN_VARIANCE)
 
 
 def _clipped_variance_factor(t: np.ndarray) -> np.ndarray:

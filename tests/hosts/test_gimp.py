@@ -21,11 +21,7 @@ Skips, saying why, only when the chroot cannot be set up (Debian 13 unreachable,
 """
 import json
 import os
-import secrets
-import shutil
 import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -40,29 +36,18 @@ sys.path.insert(0, os.path.join(ROOT, "gimp"))
 
 from core import registry  # noqa: E402
 from tests import scenes  # noqa: E402
+from gimp_harness import (CANVAS, FEATHER_PX, PORTRAIT_CROP, SELECTION, SOURCE_OFFSET, TEST_OPS,  # noqa: E402
+                          free_port, gimp_profile, has_gui, install_plugin, proc_name, rgba, run_gimp,
+                          tcp_worker, write_config)
+from gimp_harness import chroot, registry_with_test_ops  # noqa: E402,F401 - fixtures
 
-CHROOT = os.environ.get("AI_PORTRAIT_GIMP_CHROOT", "/var/cache/ai-portrait/gimp-trixie")
-SETUP = os.path.join(HERE, "setup_gimp.sh")
-GIMP_TIMEOUT_S = 480
-
-PORTRAIT_CROP = (slice(40, 264), slice(114, 338))  # 224×224 around the astronaut's face (x 64-159, y 43-138)
-CANVAS = (260, 250)         # w, h
-SOURCE_OFFSET = (21, 13)    # the source layer's offset on the canvas
-SELECTION = (60, 30, 150, 150)  # ellipse x, y, w, h on the canvas, around the face
-FEATHER_PX = 12.0
 MARK_IMAGE_XY = (130.0, 100.0)   # gimptest_mix's point, in image pixels (inside the selection)
-TEST_OPS = ("test_scale", "test_mean", "test_fail", "test_inputs", "gimptest_mix")
 # test_inputs' repeatable x, y, level marks in image pixels (inside the feathered selection's full part)
 MARKS_TEXT = "130,100,0.9; 110,90,0.1; 150.5,125.25,0.5"
 MARKS = [[130.0, 100.0, 0.9], [110.0, 90.0, 0.1], [150.5, 125.25, 0.5]]
 LEVELS_TEXT = "0.1; 0.2; 0.3"
 DIALOG_MARKS = "120,90,0.8; 140,110,0.3"   # preset in the GUI run, where the dialog then adds a row
 PRECISIONS = ("u8", "f32")
-
-
-def _proc(op_name):
-    from ai_portrait import describe
-    return describe.proc_name(op_name)
 
 
 def _arg(name):
@@ -79,134 +64,27 @@ def _input_arg(name):
 # Set-up: chroot, worker, registry with the test operators
 
 
-def _chroot_ready():
-    return os.path.isfile(os.path.join(CHROOT, ".ai-portrait-ready"))
-
-
 @pytest.fixture(scope="module")
-def chroot():
-    if shutil.which("chroot") is None or os.geteuid() != 0:
-        pytest.skip("real-GIMP tests need root and chroot (for the Debian 13 GIMP 3 chroot)")
-    res = subprocess.run(["sh", SETUP], capture_output=True, text=True, timeout=1500,
-                         env=dict(os.environ, AI_PORTRAIT_GIMP_CHROOT=CHROOT))
-    if res.returncode == 3:
-        pytest.skip("GIMP 3 chroot could not be set up (Debian 13 unreachable?): " + res.stderr.strip()[-400:])
-    assert res.returncode == 0, f"setup_gimp.sh failed:\n{res.stdout}\n{res.stderr}"
-    return CHROOT
-
-
-@pytest.fixture(scope="module")
-def registry_with_test_ops():
-    from core.worker.testops import register_test_ops
-    import gimp_test_operators
-    added = [n for n in TEST_OPS if n not in {o.name for o in registry.operators()}]
-    if "test_scale" in added:  # another test module may have registered the bridge's test operators already
-        register_test_ops()
-    if "gimptest_mix" in added:
-        gimp_test_operators.install()
-    yield {op["name"]: op for op in registry.as_json()}
-    for name in added:
-        registry.unregister(name)
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def session(chroot, registry_with_test_ops, tmp_path_factory):
+def session(chroot, registry_with_test_ops, tmp_path_factory):  # noqa: F811
     """Install the plug-in in a fresh profile, start the worker, run the whole plan in one GIMP batch."""
-    tag = f"aip-gimp-{os.getpid()}"
-    inside = f"/tmp/{tag}"
-    work = os.path.join(chroot, "tmp", tag)
-    shutil.rmtree(work, ignore_errors=True)
-    for sub in ("in", "out", "profile/plug-ins", "config"):
-        os.makedirs(os.path.join(work, sub))
-    token = secrets.token_hex(24)
-    token_file = tmp_path_factory.mktemp("gimp-worker") / "token"
-    token_file.write_text(token)
-    port = _free_port()
-    ready = token_file.parent / "ready"
-    log = open(token_file.parent / "worker.log", "w+")
-    worker = subprocess.Popen([sys.executable, os.path.join(HERE, "gimp_worker.py"), "--tcp", f"127.0.0.1:{port}",
-                               "--token-file", str(token_file), "--ready-file", str(ready)],
-                              cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                              env=dict(os.environ, HF_HUB_OFFLINE="1", AI_PORTRAIT_DEVICE="cpu"))
-    try:
-        deadline = time.monotonic() + 120
-        while not ready.exists():
-            assert worker.poll() is None, "worker exited: " + open(log.name).read()
-            assert time.monotonic() < deadline, "worker did not start"
-            time.sleep(0.2)
-        with open(os.path.join(work, "config", "config.json"), "w") as fh:
-            json.dump({"server": f"tcp://127.0.0.1:{port}", "token": token}, fh)
-
-        from install_gimp import install_into
-        installed = install_into(os.path.join(work, "profile", "plug-ins"), ROOT,
-                                 config_path=f"{inside}/config/config.json")
+    with gimp_profile(chroot, f"aip-gimp-{os.getpid()}") as (inside, work), \
+            tcp_worker(tmp_path_factory.mktemp("gimp-worker"), work) as worker_log:
+        installed = install_plugin(work, inside)
         ops = registry_with_test_ops
         plan, truth = _plan(ops, work, inside)
-        shutil.copy(os.path.join(HERE, "gimp_batch.py"), os.path.join(work, "gimp_batch.py"))
         killer = _Killer(os.path.join(work, "out", "kill-now"),
                          f"{inside}/profile/plug-ins/ai_portrait/ai_portrait.py")
         killer.start()
-        results, seconds, gimp_log = _run_gimp(chroot, work, inside, plan, "plan.json")
+        results, seconds, gimp_log = run_gimp(chroot, work, inside, plan, "plan.json")
         killer.stop.set()
         gui = None
-        if all(os.path.exists(os.path.join(chroot, "usr", "bin", b)) for b in ("xvfb-run", "xdotool")):
+        if has_gui(chroot):
             gui_plan = _gui_plan(plan)
-            gui = _run_gimp(chroot, work, inside, gui_plan, "plan-gui.json", gui=True)
+            gui = run_gimp(chroot, work, inside, gui_plan, "plan-gui.json", gui=True)
         yield {"results": {r["id"]: r for r in results["results"]}, "procs": results["procs"],
                "out": os.path.join(work, "out"), "plan": plan, "truth": truth, "ops": ops, "installed": installed,
-               "seconds": seconds, "killed": killer.killed, "worker_log": open(log.name).read(),
+               "seconds": seconds, "killed": killer.killed, "worker_log": open(worker_log).read(),
                "gimp_log": gimp_log, "gui": gui}
-    finally:
-        worker.terminate()
-        try:
-            worker.wait(10)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-        log.close()
-        if os.environ.get("AI_PORTRAIT_KEEP_GIMP_OUT") != "1":
-            shutil.rmtree(work, ignore_errors=True)
-
-
-def _run_gimp(chroot, work, inside, plan, plan_name, gui=False, extra_env=(), binds=()):
-    """One GIMP batch session over `plan`; returns (results, seconds, stderr).
-
-    GIMP's messages go to its stderr (--console-messages), where the tests read them, instead of dialogs.
-    extra_env: more NAME=VALUE for GIMP (and so for the plug-in). binds: host folders made visible at the same
-    path inside the chroot for this session only (a private mount namespace), e.g. the worker's environment,
-    so the plug-in can start a worker itself."""
-    os.makedirs(os.path.join(chroot, plan["out_dir"].lstrip("/")), exist_ok=True)
-    with open(os.path.join(work, plan_name), "w") as fh:
-        json.dump(plan, fh)
-    env = ["env", "-i", "HOME=/root", "LANG=C.UTF-8", "PATH=/usr/bin:/bin", f"GIMP3_DIRECTORY={inside}/profile"]
-    env += list(extra_env)
-    batch = ["--batch-interpreter=python-fu-eval",
-             "-b", f'PLAN="{inside}/{plan_name}"; exec(open("{inside}/gimp_batch.py").read())', "--quit"]
-    if gui:  # the real GUI on a virtual display, so the plug-in's dialogs are built and shown
-        gimp = env + ["AI_PORTRAIT_DIALOG_AUTO_OK_MS=1500", f"AI_PORTRAIT_DIALOG_SNAPSHOT_DIR={plan['out_dir']}",
-                      "AI_PORTRAIT_DIALOG_ADD_ROWS=Test inputs",
-                      "xvfb-run", "-a", "-s", "-screen 0 1400x1500x24", "gimp-3.0", "-df", "--no-splash",
-                      "--console-messages"]
-    else:
-        gimp = env + ["gimp-console-3.0", "-i", "-df", "--console-messages"]
-    cmd = ["timeout", str(GIMP_TIMEOUT_S), "chroot", chroot] + gimp + batch
-    if binds:
-        import shlex
-        mounts = " && ".join(f"mkdir -p {shlex.quote(chroot + b)} && mount --bind {shlex.quote(b)} "
-                             f"{shlex.quote(chroot + b)}" for b in binds)
-        cmd = ["unshare", "-m", "sh", "-c", f"{mounts} && exec " + " ".join(shlex.quote(c) for c in cmd)]
-    started = time.monotonic()
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=GIMP_TIMEOUT_S + 30)
-    seconds = time.monotonic() - started
-    assert res.returncode == 0, (f"{gimp[-3:]} exited {res.returncode}\n{res.stdout[-3000:]}\n"
-                                 f"{res.stderr[-6000:]}")
-    with open(os.path.join(chroot, plan["out_dir"].lstrip("/"), "results.json")) as fh:
-        return json.load(fh), seconds, res.stderr
 
 
 def _gui_plan(plan):
@@ -254,29 +132,23 @@ class _Killer(threading.Thread):
 # The plan: images and cases
 
 
-def _rgba(rgb, alpha=None):
-    h, w = rgb.shape[:2]
-    a = np.ones((h, w, 1), np.float32) if alpha is None else alpha
-    return np.ascontiguousarray(np.concatenate([rgb[:, :, :3], a], axis=2), dtype=np.float32)
-
-
 def _aux_image(kind, w, h):
     """A plausible picture for an extra input layer of the given kind, over the whole canvas."""
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     if kind == "depth":
         d = 0.15 + 0.35 * (xx / w) + 0.35 * np.exp(-((xx - 130) ** 2 + (yy - 100) ** 2) / (2 * 50.0 ** 2))
-        return _rgba(np.repeat(d[:, :, None], 3, axis=2))
+        return rgba(np.repeat(d[:, :, None], 3, axis=2))
     if kind == "normals":
         nx, ny = (xx - w / 2) / w, (h / 2 - yy) / h
         nz = np.sqrt(np.clip(1 - nx ** 2 - ny ** 2, 0, 1))
-        return _rgba(np.stack([nx, ny, nz], axis=2) * 0.5 + 0.5)
+        return rgba(np.stack([nx, ny, nz], axis=2) * 0.5 + 0.5)
     if kind == "mask":
         m = scenes.disc_alpha(h, w, 130, 100, 70, supersample=1)
-        return _rgba(np.repeat(m[:, :, None], 3, axis=2))
+        return rgba(np.repeat(m[:, :, None], 3, axis=2))
     tex = scenes.texture(h, w, seed=7 if kind == "background" else 11, channels=3)
     if kind == "reference":  # a warm, contrasty grade of the portrait over a texture
         tex = np.clip(tex * np.array([1.1, 0.95, 0.8], np.float32), 0, 1)
-    return _rgba(tex)
+    return rgba(tex)
 
 
 def _gives(op, inp, image):
@@ -298,7 +170,7 @@ def _plan(ops, work, inside):
     sh, sw = src_rgb.shape[:2]
     alpha = np.ones((sh, sw, 1), np.float32)
     alpha[:, :16] = 0.5  # an alpha band the operators must carry through
-    source = _rgba(src_rgb, alpha)
+    source = rgba(src_rgb, alpha)
     truth = {"source": source, "aux": {}, "frames": []}
     files = {"source": "source.f32"}
     source.tofile(os.path.join(work, "in", "source.f32"))
@@ -329,13 +201,13 @@ def _plan(ops, work, inside):
                 if op["name"] == "gimptest_mix" and selection:
                     args = {_arg("mark-auto"): False, _arg("mark-x"): MARK_IMAGE_XY[0],
                             _arg("mark-y"): MARK_IMAGE_XY[1]}
-                cases.append({"id": cid, "op": op["name"], "proc": _proc(op["name"]), "precision": precision,
+                cases.append({"id": cid, "op": op["name"], "proc": proc_name(op["name"]), "precision": precision,
                               "selection": selection, "aux": aux, "aux_args": aux_args, "frames": frames,
                               "args": args, "expect": expect})
         required = [i for i in extra if i.get("required", True)]
         if required:  # leaving a required input layer out must fail cleanly
             cases.append({"id": f"{op['name']}.missing-{required[0]['name']}", "op": op["name"],
-                          "proc": _proc(op["name"]), "precision": "u8", "selection": False, "aux": aux,
+                          "proc": proc_name(op["name"]), "precision": "u8", "selection": False, "aux": aux,
                           "aux_args": {k: v for k, v in aux_args.items() if v != required[0]["name"]},
                           "frames": frames, "args": {}, "expect": "error"})
     # An extra input from a file instead of a layer (16-bit PNG, the canvas' size).
@@ -343,7 +215,7 @@ def _plan(ops, work, inside):
     write_image(os.path.join(work, "in", "depth.png"), truth["aux"]["depth"][:, :, :3], "u16")
     truth["depth_png"] = os.path.join(work, "in", "depth.png")
     for precision in PRECISIONS:
-        cases.append({"id": f"gimptest_mix.{precision}.file", "op": "gimptest_mix", "proc": _proc("gimptest_mix"),
+        cases.append({"id": f"gimptest_mix.{precision}.file", "op": "gimptest_mix", "proc": proc_name("gimptest_mix"),
                       "precision": precision, "selection": True, "aux": {}, "aux_args": {}, "frames": [],
                       "args": {}, "files": {_arg("depth-file"): f"{inside}/in/depth.png"}, "expect": "success"})
     cases += _data_and_marks_cases(work)
@@ -351,24 +223,24 @@ def _plan(ops, work, inside):
     # A layer mask from the selection, on request.
     for cid, extra in (("test_scale.gray", {"gray": True}), ("test_scale.group", {"group": True}),
                        ("test_scale.masked", {"args": {"factor": 0.5, "selection-as-mask": True}})):
-        cases.append(dict({"id": cid, "op": "test_scale", "proc": _proc("test_scale"), "precision": "u8",
+        cases.append(dict({"id": cid, "op": "test_scale", "proc": proc_name("test_scale"), "precision": "u8",
                            "selection": True, "aux": {}, "aux_args": {}, "frames": [], "args": {"factor": 0.5},
                            "expect": "success"}, **extra))
     # A selection that misses the layer: nothing to process, say so.
-    cases.append({"id": "test_scale.offselection", "op": "test_scale", "proc": _proc("test_scale"),
+    cases.append({"id": "test_scale.offselection", "op": "test_scale", "proc": proc_name("test_scale"),
                   "precision": "u8", "selection": True, "selection_rect": [0, 0, 12, 10], "aux": {}, "aux_args": {},
                   "frames": [], "args": {}, "expect": "error"})
     # A long run killed mid-way, the way GIMP's Cancel button ends a plug-in.
-    cases.append({"id": "test_scale.cancelled", "op": "test_scale", "proc": _proc("test_scale"), "precision": "u8",
+    cases.append({"id": "test_scale.cancelled", "op": "test_scale", "proc": proc_name("test_scale"), "precision": "u8",
                   "selection": False, "aux": {}, "aux_args": {}, "frames": [], "kill": True, "expect": "error",
                   "args": {"factor": 2.0, "steps": 400, "step-seconds": 0.05}})
-    cases.append({"id": "test_fail.bug", "op": "test_fail", "proc": _proc("test_fail"), "precision": "u8",
+    cases.append({"id": "test_fail.bug", "op": "test_fail", "proc": proc_name("test_fail"), "precision": "u8",
                   "selection": False, "aux": {}, "aux_args": {}, "frames": [], "args": {"kind": "bug"},
                   "expect": "error"})
     plan = {"in_dir": f"{inside}/in", "out_dir": f"{inside}/out", "canvas": list(CANVAS),
             "source_size": [sw, sh], "source_offset": list(SOURCE_OFFSET), "source": files["source"],
             "selection": list(SELECTION), "feather_px": FEATHER_PX, "cases": cases,
-            "expect_procs": [_proc(n) for n in ops]}
+            "expect_procs": [proc_name(n) for n in ops]}
     return plan, truth
 
 
@@ -417,16 +289,16 @@ def _data_and_marks_cases(work):
             fname = f"data-{precision}-{name}.raw"
             _data_values(kind, dtype, rng).tofile(os.path.join(work, "in", fname))
             native[name] = [fname, fmt]
-        cases.append({"id": f"test_inputs.data.{precision}", "op": "test_inputs", "proc": _proc("test_inputs"),
+        cases.append({"id": f"test_inputs.data.{precision}", "op": "test_inputs", "proc": proc_name("test_inputs"),
                       "precision": precision, "selection": False, "aux": {}, "aux_native": native,
                       "aux_args": {_input_arg(n): n for n in names}, "frames": [], "args": {}, "data": dtype,
                       "expect": "success"})
     for precision in ("u8", "f32"):
-        cases.append({"id": f"test_inputs.marks.{precision}", "op": "test_inputs", "proc": _proc("test_inputs"),
+        cases.append({"id": f"test_inputs.marks.{precision}", "op": "test_inputs", "proc": proc_name("test_inputs"),
                       "precision": precision, "selection": True, "aux": {}, "aux_args": {}, "frames": [],
                       "args": {_arg("marks"): MARKS_TEXT, _arg("levels"): LEVELS_TEXT, _arg("tint-1"): 1.0,
                                _arg("tint-2"): 1.0, _arg("tint-3"): 1.0}, "marks": True, "expect": "success"})
-    cases.append({"id": "test_inputs.badlist", "op": "test_inputs", "proc": _proc("test_inputs"),
+    cases.append({"id": "test_inputs.badlist", "op": "test_inputs", "proc": proc_name("test_inputs"),
                   "precision": "u8", "selection": False, "aux": {}, "aux_args": {}, "frames": [],
                   "args": {_arg("marks"): "130,100"}, "expect": "error"})
     return cases
@@ -551,27 +423,17 @@ def test_dialogs_open_and_run_interactively_and_one_undo_removes_the_result(sess
 def test_without_a_worker_the_menu_says_how_to_set_up(chroot, tmp_path):
     """No worker reachable and no cached registry: GIMP gets one 'Set Up AI Portrait…' entry whose run fails
     with a message naming install.py (never an empty menu or a silent failure)."""
-    tag = f"aip-gimp-noworker-{os.getpid()}"
-    inside, work = f"/tmp/{tag}", os.path.join(chroot, "tmp", tag)
-    shutil.rmtree(work, ignore_errors=True)
-    for sub in ("in", "profile/plug-ins", "config"):
-        os.makedirs(os.path.join(work, sub))
-    try:
-        with open(os.path.join(work, "config", "config.json"), "w") as fh:
-            json.dump({"server": f"tcp://127.0.0.1:{_free_port()}", "token": "t" * 32}, fh)
-        from install_gimp import install_into
-        install_into(os.path.join(work, "profile", "plug-ins"), ROOT, config_path=f"{inside}/config/config.json")
-        shutil.copy(os.path.join(HERE, "gimp_batch.py"), os.path.join(work, "gimp_batch.py"))
+    with gimp_profile(chroot, f"aip-gimp-noworker-{os.getpid()}") as (inside, work):
+        write_config(work, {"server": f"tcp://127.0.0.1:{free_port()}", "token": "t" * 32})
+        install_plugin(work, inside)
         np.zeros((8, 8, 4), np.float32).tofile(os.path.join(work, "in", "source.f32"))
         setup = "plug-in-ai-portrait-setup"
         plan = {"in_dir": f"{inside}/in", "out_dir": f"{inside}/out", "canvas": [8, 8], "source_size": [8, 8],
                 "source_offset": [0, 0], "source": "source.f32", "selection": [0, 0, 4, 4], "feather_px": 0,
                 "cases": [{"id": "setup", "op": "setup", "proc": setup, "precision": "u8", "selection": False}],
-                "expect_procs": [setup, _proc("test_scale")]}
-        results, _, log = _run_gimp(chroot, work, inside, plan, "plan.json")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    assert results["procs"] == {setup: True, _proc("test_scale"): False}, results["procs"]
+                "expect_procs": [setup, proc_name("test_scale")]}
+        results, _, log = run_gimp(chroot, work, inside, plan, "plan.json")
+    assert results["procs"] == {setup: True, proc_name("test_scale"): False}, results["procs"]
     r = results["results"][0]
     assert r["status"] == "execution-error" and "install.py" in r["message"] and not r["new"], r
 

@@ -14,11 +14,7 @@ The worker is `python -m core serve --test-ops` over TCP, as in test_gimp.py. Sk
 """
 import json
 import os
-import secrets
-import shutil
-import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -28,8 +24,8 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "gimp"))
 
-import test_gimp as tg  # noqa: E402
-from test_gimp import chroot, registry_with_test_ops  # noqa: E402,F401 - fixtures
+import gimp_harness as gh  # noqa: E402
+from gimp_harness import chroot, registry_with_test_ops  # noqa: E402,F401 - fixtures
 
 F32_TOL = 2e-4   # a float linear image: the sRGB round trip of the float pixels, nothing more
 
@@ -42,12 +38,12 @@ def _scale(factor, select="newest", rerun=None, **extra):
     args = {"factor": factor}
     if rerun:
         args["rerun"] = rerun
-    return dict({"proc": tg._proc("test_scale"), "select": select, "args": args}, **extra)
+    return dict({"proc": gh.proc_name("test_scale"), "select": select, "args": args}, **extra)
 
 
 def _plan_cases():
-    mean = tg._proc("test_mean")
-    tint = tg._proc("test_inputs")
+    mean = gh.proc_name("test_mean")
+    tint = gh.proc_name("test_inputs")
     return [
         _steps_case("rerun", [_scale(0.5, "source"), _scale(0.8, then_opacity=50.0)]
                     + [_scale(0.9)] * 12),
@@ -73,22 +69,22 @@ PREVIEW_PLAN = ("Test scale:step-seconds=0.1!,factor=0.8,step-seconds=0,factor=0
 
 
 def _gui_cases():
-    tint = tg._proc("test_inputs")
-    mean = tg._proc("test_mean")
+    tint = gh.proc_name("test_inputs")
+    mean = gh.proc_name("test_mean")
     return [
         _steps_case("undo", [_scale(0.5, "source"), _scale(0.8)], undo=2),
         # a real dialog: Help pressed (GIMP opens the bundled page), then Cancel
-        _steps_case("help", [{"proc": tg._proc("skin"), "select": "source", "interactive": True, "args": {},
+        _steps_case("help", [{"proc": gh.proc_name("skin"), "select": "source", "interactive": True, "args": {},
                               "expect": "cancel"}]),
         # the pictures for docs/: Refocus with its preview, then the result in GIMP's window
-        _steps_case("showcase", [{"proc": tg._proc("refocus"), "select": "source", "interactive": True,
+        _steps_case("showcase", [{"proc": gh.proc_name("refocus"), "select": "source", "interactive": True,
                                   "args": {}, "screenshot": "gimp-window.png"}], display=True),
-        _steps_case("preview", [{"proc": tg._proc("test_scale"), "select": "source", "interactive": True,
+        _steps_case("preview", [{"proc": gh.proc_name("test_scale"), "select": "source", "interactive": True,
                                  "args": {"factor": 0.5, "steps": 20, "step-seconds": 0.0}}]),
         _steps_case("dialogs", [
             # a point from the canvas: the path's first anchor, taken by the dialog's 'From the canvas' button
             {"proc": tint, "select": "source", "interactive": True, "path": list(SPOT),
-             "select_ellipse": list(tg.SELECTION), "args": {}},
+             "select_ellipse": list(gh.SELECTION), "args": {}},
             {"proc": mean, "select": "source", "interactive": True, "args": {}},   # says what it merges
             {"proc": mean, "select": "newest", "interactive": True, "args": {}},   # and what it merges again
         ], frames=["frame0.f32", "frame1.f32"]),
@@ -97,58 +93,27 @@ def _gui_cases():
 
 @pytest.fixture(scope="module")
 def retouch(chroot, registry_with_test_ops, tmp_path_factory):  # noqa: F811
-    tag = f"aip-gimp-retouch-{os.getpid()}"
-    inside, work = f"/tmp/{tag}", os.path.join(chroot, "tmp", tag)
-    shutil.rmtree(work, ignore_errors=True)
-    for sub in ("in", "out", "profile/plug-ins", "config"):
-        os.makedirs(os.path.join(work, sub))
-    token = secrets.token_hex(24)
-    folder = tmp_path_factory.mktemp("gimp-retouch-worker")
-    (folder / "token").write_text(token)
-    port = tg._free_port()
-    log = open(folder / "worker.log", "w+")
-    worker = subprocess.Popen([sys.executable, os.path.join(HERE, "gimp_worker.py"), "--tcp", f"127.0.0.1:{port}",
-                               "--token-file", str(folder / "token"), "--ready-file", str(folder / "ready")],
-                              cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                              env=dict(os.environ, HF_HUB_OFFLINE="1", AI_PORTRAIT_DEVICE="cpu"))
-    try:
-        deadline = time.monotonic() + 120
-        while not (folder / "ready").exists():
-            assert worker.poll() is None, "worker exited: " + open(log.name).read()
-            assert time.monotonic() < deadline, "worker did not start"
-            time.sleep(0.2)
-        with open(os.path.join(work, "config", "config.json"), "w") as fh:
-            json.dump({"server": f"tcp://127.0.0.1:{port}", "token": token}, fh)
-        from install_gimp import install_into
-        install_into(os.path.join(work, "profile", "plug-ins"), ROOT, config_path=f"{inside}/config/config.json")
-        shutil.copy(os.path.join(HERE, "gimp_batch.py"), os.path.join(work, "gimp_batch.py"))
+    with gh.gimp_profile(chroot, f"aip-gimp-retouch-{os.getpid()}") as (inside, work), \
+            gh.tcp_worker(tmp_path_factory.mktemp("gimp-retouch-worker"), work):
+        gh.install_plugin(work, inside)
         source, frames = _inputs(work)
         ops = registry_with_test_ops
-        base = {"in_dir": f"{inside}/in", "canvas": list(tg.CANVAS), "source_size": [source.shape[1],
-                source.shape[0]], "source_offset": list(tg.SOURCE_OFFSET), "source": "source.f32",
-                "selection": list(tg.SELECTION), "feather_px": tg.FEATHER_PX,
-                "expect_procs": [tg._proc(n) for n in ("test_scale", "test_mean", "test_inputs")]}
+        base = {"in_dir": f"{inside}/in", "canvas": list(gh.CANVAS), "source_size": [source.shape[1],
+                source.shape[0]], "source_offset": list(gh.SOURCE_OFFSET), "source": "source.f32",
+                "selection": list(gh.SELECTION), "feather_px": gh.FEATHER_PX,
+                "expect_procs": [gh.proc_name(n) for n in ("test_scale", "test_mean", "test_inputs")]}
         plan = dict(base, out_dir=f"{inside}/out", cases=_plan_cases())
-        results, seconds, log_text = tg._run_gimp(chroot, work, inside, plan, "plan.json")
+        results, seconds, log_text = gh.run_gimp(chroot, work, inside, plan, "plan.json")
         gui = None
-        if all(os.path.exists(os.path.join(chroot, "usr", "bin", b)) for b in ("xvfb-run", "xdotool")):
+        if gh.has_gui(chroot):
             gui_plan = dict(base, out_dir=f"{inside}/out-gui", cases=_gui_cases())
             browser_env = _fake_browser(work, inside)
-            gui = tg._run_gimp(chroot, work, inside, gui_plan, "plan-gui.json", gui=True,
-                               extra_env=["AI_PORTRAIT_DIALOG_PICK_POINTS=1", "AI_PORTRAIT_DIALOG_PREVIEW=" + PREVIEW_PLAN,
-                                          "AI_PORTRAIT_DIALOG_HELP=Skin texture"] + browser_env)
+            gui = gh.run_gimp(chroot, work, inside, gui_plan, "plan-gui.json", gui=True,
+                              extra_env=["AI_PORTRAIT_DIALOG_PICK_POINTS=1", "AI_PORTRAIT_DIALOG_PREVIEW=" + PREVIEW_PLAN,
+                                         "AI_PORTRAIT_DIALOG_HELP=Skin texture"] + browser_env)
         yield {"results": {r["id"]: r for r in results["results"]}, "out": os.path.join(work, "out"),
                "seconds": seconds, "log": log_text, "gui": gui, "source": source, "frames": frames, "ops": ops,
                "work": work}
-    finally:
-        worker.terminate()
-        try:
-            worker.wait(10)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-        log.close()
-        if os.environ.get("AI_PORTRAIT_KEEP_GIMP_OUT") != "1":
-            shutil.rmtree(work, ignore_errors=True)
 
 
 def _fake_browser(work, inside):
@@ -179,8 +144,8 @@ def _fake_browser(work, inside):
 
 def _inputs(work):
     from tests import scenes
-    rgb = np.ascontiguousarray(scenes.portrait()[tg.PORTRAIT_CROP])
-    source = tg._rgba(rgb)
+    rgb = np.ascontiguousarray(scenes.portrait()[gh.PORTRAIT_CROP])
+    source = gh.rgba(rgb)
     source.tofile(os.path.join(work, "in", "source.f32"))
     rng = np.random.default_rng(3)
     frames = []
@@ -427,46 +392,41 @@ def warm(chroot, registry_with_test_ops):  # noqa: F811
     project's own environment made visible inside the chroot for the session (bind mounts in a private mount
     namespace). Two GIMP processes, two runs each on a 512² picture; the worker is stopped at the end."""
     import shared_workers
-    tag = f"aip-gimp-warm-{os.getpid()}"
-    inside, work = f"/tmp/{tag}", os.path.join(chroot, "tmp", tag)
-    shutil.rmtree(work, ignore_errors=True)
-    for sub in ("in", "out", "profile/plug-ins", "config", "run"):
-        os.makedirs(os.path.join(work, sub))
-    os.chmod(os.path.join(work, "run"), 0o700)
-    runtime = os.path.join(work, "run", "ai-portrait")
-    try:
-        with open(os.path.join(work, "config", "config.json"), "w") as fh:
-            json.dump({"python": sys.executable, "core_root": ROOT, "device": "cpu", "idle_timeout_s": 120}, fh)
-        from install_gimp import install_into
-        install_into(os.path.join(work, "profile", "plug-ins"), ROOT, config_path=f"{inside}/config/config.json")
-        shutil.copy(os.path.join(HERE, "gimp_batch.py"), os.path.join(work, "gimp_batch.py"))
-        from tests import scenes
-        source = tg._rgba(np.ascontiguousarray(scenes.portrait()[:WARM_SIZE, :WARM_SIZE]))
-        source.tofile(os.path.join(work, "in", "source.f32"))
-        plan = {"in_dir": f"{inside}/in", "canvas": [WARM_SIZE, WARM_SIZE], "source_size": [WARM_SIZE, WARM_SIZE],
-                "source_offset": [0, 0], "source": "source.f32", "selection": [0, 0, 10, 10], "feather_px": 0,
-                "expect_procs": [tg._proc("test_scale")]}
-        binds = sorted({sys.base_prefix, sys.prefix, ROOT})   # the interpreter, the environment, the checkout
-        env = [f"XDG_RUNTIME_DIR={inside}/run", "AI_PORTRAIT_TEST_OPS=1", "HF_HUB_OFFLINE=1"]
-        runs = []
-        for k in range(3):   # two GIMP processes (the second is a GIMP restart), then one without sharing
-            if k == 2:
-                with open(os.path.join(work, "config", "config.json"), "w") as fh:
-                    json.dump({"python": sys.executable, "core_root": ROOT, "device": "cpu", "idle_timeout_s": 120,
-                               "shared_worker": False}, fh)
-            p = dict(plan, out_dir=f"{inside}/out{k}",
-                     cases=[_steps_case(f"warm{k}", [_scale(0.5, "source"), _scale(0.8, "source")])])
-            results, seconds, log_text = tg._run_gimp(chroot, work, inside, p, f"plan{k}.json", extra_env=env,
-                                                      binds=binds)
-            runs.append({"results": {r["id"]: r for r in results["results"]}, "seconds": seconds,
-                         "log": log_text})
-            if k == 1:
-                pids = shared_workers.worker_pids(runtime)
-        yield {"runs": runs, "pids": pids, "runtime": runtime}
-    finally:
-        shared_workers.stop_all(runtime)
-        if os.environ.get("AI_PORTRAIT_KEEP_GIMP_OUT") != "1":
-            shutil.rmtree(work, ignore_errors=True)
+    with gh.gimp_profile(chroot, f"aip-gimp-warm-{os.getpid()}", more=("run",)) as (inside, work):
+        os.chmod(os.path.join(work, "run"), 0o700)
+        runtime = os.path.join(work, "run", "ai-portrait")
+        try:
+            yield _warm_runs(chroot, inside, work, runtime)
+        finally:
+            shared_workers.stop_all(runtime)
+
+
+def _warm_runs(chroot, inside, work, runtime):
+    """Three GIMP sessions of two runs each: two sharing the worker the plug-in starts, one without sharing."""
+    import shared_workers
+    from tests import scenes
+    settings = {"python": sys.executable, "core_root": ROOT, "device": "cpu", "idle_timeout_s": 120}
+    gh.write_config(work, settings)
+    gh.install_plugin(work, inside)
+    source = gh.rgba(np.ascontiguousarray(scenes.portrait()[:WARM_SIZE, :WARM_SIZE]))
+    source.tofile(os.path.join(work, "in", "source.f32"))
+    plan = {"in_dir": f"{inside}/in", "canvas": [WARM_SIZE, WARM_SIZE], "source_size": [WARM_SIZE, WARM_SIZE],
+            "source_offset": [0, 0], "source": "source.f32", "selection": [0, 0, 10, 10], "feather_px": 0,
+            "expect_procs": [gh.proc_name("test_scale")]}
+    binds = sorted({sys.base_prefix, sys.prefix, ROOT})   # the interpreter, the environment, the checkout
+    env = [f"XDG_RUNTIME_DIR={inside}/run", "AI_PORTRAIT_TEST_OPS=1", "HF_HUB_OFFLINE=1"]
+    runs = []
+    for k in range(3):   # two GIMP processes (the second is a GIMP restart), then one without sharing
+        if k == 2:
+            gh.write_config(work, dict(settings, shared_worker=False))
+        p = dict(plan, out_dir=f"{inside}/out{k}",
+                 cases=[_steps_case(f"warm{k}", [_scale(0.5, "source"), _scale(0.8, "source")])])
+        results, seconds, log_text = gh.run_gimp(chroot, work, inside, p, f"plan{k}.json", extra_env=env,
+                                                 binds=binds)
+        runs.append({"results": {r["id"]: r for r in results["results"]}, "seconds": seconds, "log": log_text})
+        if k == 1:
+            pids = shared_workers.worker_pids(runtime)
+    return {"runs": runs, "pids": pids, "runtime": runtime}
 
 
 def test_gimp_runs_reuse_one_warm_worker_and_a_second_run_costs_under_a_second(warm):

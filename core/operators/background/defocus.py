@@ -10,12 +10,9 @@ CoC, so a plate with depth gets its near parts less blurred than its far parts, 
 The subject is composited over the result in focus afterwards: the plate is rendered on its own, so its light
 does not mix with the subject's.
 
-Clipped highlights. A plate's clipped light (a glint, a lamp) stood for more light than it could record; blurred
-as stored it spreads into a dim grey disc, where a real lens spreads its true energy into a bright one. Before the
-blur, linear pixels whose brightest sRGB channel is above KNEE are multiplied by 1 + (g − 1)·t², t rising from 0
-at the knee to 1 at clipping (g = highlight_boost; 1 = off), only where the CoC exceeds a pixel. (The same idea
-as refocus's highlight stage, written here because an operator never imports another; it belongs in
-core.optics for both.)
+Clipped highlights. A plate's clipped light (a glint, a lamp) stood for more light than it could record; before
+the blur its linear pixels near clipping are scaled up, only where the CoC exceeds a pixel (g = highlight_boost;
+1 = off): the boost refocus applies too, core.optics.highlights.
 """
 from __future__ import annotations
 
@@ -29,11 +26,11 @@ from ...errors import UserError
 from ...imaging import depthmap
 from ...imaging.color import linear_to_srgb
 from ...optics import aperture, layered, thin_lens
+from ...optics.highlights import KNEE, factor as highlight_factor
 
 MAX_COC_FRACTION = 0.25   # the largest CoC rendered, as a fraction of the frame's longer side (as refocus)
 REDUCED_COC_PX = 8.0      # smallest CoC (px) left after rendering the plate smaller: a well-sampled disc
 MAX_REDUCTION = 16
-KNEE = 0.92               # sRGB value where the highlight boost starts (full at 1.0, clipped)
 
 
 @dataclass
@@ -70,10 +67,9 @@ def boost_highlights(plate_lin: np.ndarray, plate_srgb: np.ndarray, coc: np.ndar
     hot = peak > KNEE
     if not hot.any():
         return plate_lin
-    t = np.clip((peak[hot] - KNEE) / (1.0 - KNEE), 0.0, 1.0) ** 2
-    blurred = np.clip((np.abs(np.broadcast_to(coc, peak.shape)[hot]) - 1.0) / 3.0, 0.0, 1.0)
+    coc_abs = np.abs(np.broadcast_to(coc, peak.shape)[hot])
     out = plate_lin.copy()
-    out[hot] *= (1.0 + (gain - 1.0) * t * blurred)[:, None].astype(np.float32)
+    out[hot] *= highlight_factor(peak[hot], coc_abs, gain)[:, None].astype(np.float32)
     return out
 
 

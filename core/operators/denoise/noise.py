@@ -33,27 +33,6 @@ CLIP_FIT_ROUNDS = 6   # rounds of the clipped refit (it settles in 3-4 on the da
 MIN_KAPPA = 0.25      # bins whose clipped variance is under a quarter of σ² lean too much on the model itself
 
 
-def level_bins(linear: torch.Tensor):
-    """(levels, variances) of the shared level model's bins for a (C,H,W) linear image: the median block level
-    and the low-quantile block variance over its chi-square bias, equal-count bins plus finer ones at the
-    bright end (exactly core.imaging.noise.level_model's binning)."""
-    mean, var = shared.haar_blocks(linear)
-    if mean.numel() < shared.BINS * 8:
-        return np.zeros(0), np.zeros(0)
-    order = torch.argsort(mean)
-    mean, var = mean[order], var[order]
-    n = mean.numel()
-    edges = sorted(set([round(n * k / shared.BINS) for k in range(shared.BINS + 1)]
-                       + [round(n * f) for f in shared.TOP_EDGES]))
-    levels, qs = [], []
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        if hi - lo < shared.MIN_BLOCKS:
-            continue
-        levels.append(float(mean[lo:hi].median()))
-        qs.append(float(torch.quantile(var[lo:hi], shared.QUANTILE) / shared.CHI2_16_Q20))
-    return np.array(levels), np.maximum(np.array(qs), MIN_VARIANCE)
-
-
 def refit_clipped(levels: np.ndarray, variances: np.ndarray, start: NoiseModel, lo: Optional[float],
                   hi: Optional[float]) -> NoiseModel:
     """The line a·L + b through bins measured on frames clipped to [lo, hi] (None: not clipped on that side),
@@ -82,7 +61,7 @@ def estimate_image(frame_srgb: np.ndarray, max_pixels: int = 1_000_000, lo: Opti
         y0, x0 = (h - ch) // 2, (w - cw) // 2
         frame_srgb = frame_srgb[y0:y0 + ch, x0:x0 + cw]
     linear = srgb_to_linear(torch.from_numpy(np.ascontiguousarray(frame_srgb[:, :, :3], np.float32)).permute(2, 0, 1))
-    levels, variances = level_bins(linear)
+    levels, variances = shared.level_bins(*shared.haar_blocks(linear))
     if len(levels) < 2:       # too few blocks to bin: the shared model's own fallbacks
         return level_model(linear)
     start = shared._fit_clipped(levels, variances)   # what level_model gives, from the same bins

@@ -1,15 +1,13 @@
-"""Highlight recovery before blurring.
+"""Highlight recovery before blurring: refocus's stage around the shared boost (core.optics.highlights, which
+says why and how much).
 
-A clipped highlight (a lamp, a specular glint) was brighter than the sensor could record. Blurred as stored it
-spreads into a dim grey disc; a real lens spreads its true, much larger energy into a bright disc. So, in linear
-light, pixels near clipping are scaled up by a gain before the blur, only where the pixel will be blurred (an
-in-focus highlight must stay as it was).
+Highlights are few, so only the pixels above the knee are gathered, multiplied and put back.
 """
 from __future__ import annotations
 
 import torch
 
-KNEE = 0.92  # sRGB value where the boost starts; full boost at 1.0 (clipped)
+from ...optics.highlights import KNEE, factor
 
 
 def boost(lin: torch.Tensor, srgb: torch.Tensor, coc_abs: torch.Tensor, gain: float) -> torch.Tensor:
@@ -20,11 +18,7 @@ def boost(lin: torch.Tensor, srgb: torch.Tensor, coc_abs: torch.Tensor, gain: fl
     hot = peak > KNEE
     if not bool(hot.any()):
         return lin
-    # Highlights are few: work on those pixels only.
     idx = torch.nonzero(hot.reshape(-1)).reshape(-1)
-    ramp = ((peak.reshape(-1)[idx] - KNEE) / (1.0 - KNEE)).clamp(0.0, 1.0) ** 2
-    blurred = ((coc_abs.reshape(-1)[idx] - 1.0) / 3.0).clamp(0.0, 1.0)  # none at <= 1 px CoC, full from 4 px
-    factor = 1.0 + (gain - 1.0) * ramp * blurred
     out = lin.clone().reshape(lin.shape[0], -1)
-    out[:, idx] *= factor[None]
+    out[:, idx] *= factor(peak.reshape(-1)[idx], coc_abs.reshape(-1)[idx], gain)[None]
     return out.reshape(lin.shape)
