@@ -395,3 +395,61 @@ def test_no_face_and_a_missing_face_index_are_user_errors(face_models):
         registry.run("expression", {"image": scenes.texture(128, 128)}, {"smile": 0.5})
     with pytest.raises(UserError, match="face 3"):
         registry.run("expression", {"image": scenes.portrait()}, {"smile": 0.5, "face": 3})
+
+
+# ------------------------------------------------------------------------------------- speed paths, artefacts
+
+
+def test_units_alone_by_gauss_newton_meet_lbfgs_minimum():
+    import torch
+
+    from core.models.blendshapes import FaceBlendshapes
+    from core.operators.expression import solve
+
+    torch.manual_seed(0)
+    net = FaceBlendshapes().eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    net.head.weight.mul_(20.0)
+    mesh = known_mesh()
+    size = face_size(mesh)
+    with torch.no_grad():
+        b0 = net(torch.from_numpy(C.subset(mesh).astype(np.float32))[None])[0].double().numpy()
+    target, targeted = b0.copy(), np.zeros(52, bool)
+    for name in ("mouthSmileLeft", "mouthSmileRight"):
+        target[C.INDEX[name]] += 0.05
+        targeted[C.INDEX[name]] = True
+    pr = prior.build(mesh, size, ["smile"])
+    units = np.stack([AU.unit_field(mesh, size, pr, u) for u in AU.sided(["corner_puller", "cheek_raiser"])])
+    gn = solve.solve(mesh, target, targeted, pr, units, free_cost=None, net=net)
+    ref = solve.solve_lbfgs(mesh, target, targeted, pr, units, free_cost=None, iterations=200, net=net)
+    assert gn.loss <= ref.loss * 1.01, (gn.loss, ref.loss)
+    # a flat minimum: the displacements differ by 6 % where the losses agree
+    assert np.abs(gn.displacement - ref.displacement).max() < 0.1 * np.abs(ref.displacement).max()
+    assert gn.evaluations < ref.evaluations
+
+
+def test_a_candidate_measured_on_its_region_is_measured_as_on_the_whole_picture(face_models, astronaut):
+    img, f, mesh = astronaut
+    size = face_size(mesh)
+    fld = deform.build_field(mesh, AU.displacement(mesh, size, {"smile": 0.8}), img.shape, size)
+    patch = deform.warp_roi(img, fld)
+    whole = verify.remeasure(deform.apply(img, fld), f)
+    local = verify.remeasure_patch(img, patch, fld.roi, f, mesh)
+    assert np.abs(local - whole).max() < 1e-3, np.abs(local - whole).max()
+    assert np.abs(whole - mesh)[:, :2].max() > 0.5          # and the candidate did move the face
+
+
+def test_less_smile_pulls_the_corners_down_and_in_and_the_lid_follows_a_raised_gaze():
+    mesh = known_mesh()
+    size = face_size(mesh)
+    ex, ey, mid = AU.frame(mesh)
+    for i, g in AU.driven(mesh, size, "corner_depress").items():
+        outward = ex if (mesh[i, :2] - mid) @ ex > 0 else -ex
+        assert g @ ey > 0 and g @ outward < 0, (i, g)          # down (e_y points to the chin) and toward the midline
+    # gaze up: the upper lid's middle follows the iris by most of its shift, so the iris stays under the lid
+    drive = AU.driven(mesh, size, "gaze_y")
+    for iris, lid in ((C.RIGHT_IRIS, T.RIGHT_UPPER_LID), (C.LEFT_IRIS, T.LEFT_UPPER_LID)):
+        shift = -drive[iris[0]] @ ey
+        middle = lid[len(lid) // 2]
+        assert -drive[middle] @ ey > 0.8 * shift, (-drive[middle] @ ey, shift)

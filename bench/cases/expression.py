@@ -2,10 +2,16 @@
 the 478-point mesh, the blendshape coefficients, the solve, the warp (and its one correction), the verification.
 
 The portrait is scikit-image's astronaut upscaled into a 4000×3000 frame (as bench/cases/faces.py and relight.py):
-the face is then about 830 px tall. No peer: no open tool edits an expression offline. Each row adds what the
-verification measured (the share of the asked smile change the landmark and blendshape models see on the result,
-the largest change of any other coefficient) and how the time splits: the warp's work grows with the face's area
-in pixels, the networks' does not.
+the face is then about 630 px tall (182 px at 1 MP). No peer: no open tool edits an expression offline. Each row
+adds what the verification measured (the share of the asked smile change the landmark and blendshape models see on
+the result, the largest change of any other coefficient) and how the time splits: the warp's work grows with the
+face's area in pixels, the networks' does not. Three repeats each: the machine is shared, and the row keeps CPU
+seconds too.
+
+Measured on the shared 2-core machine, CPU-s (wall) over 4 repeats, before → after the speed pass of issue 17:
+1 MP 1.06-1.48 (1.2-2.6) → 0.58-0.71 (0.58-0.71); 12 MP 1.38-2.34 (1.4-3.8) → 1.01-1.47 (0.9-2.3). What is left
+at 1 MP: the free part's L-BFGS solve (30 iterations of forward and backward, 0.3 s), the faces and landmarks
+(0.07-0.1 s), two fields (0.06 s each) and two landmark passes (0.04 s each).
 """
 from __future__ import annotations
 
@@ -52,5 +58,5 @@ def cases(quick: bool):
                     "face_px": f["face_px"], "correction": f.get("correction"), "min_jacobian": f["min_jacobian"]}
 
         out.append(Case("expression", f"{label}, smile 0.6", f"{img.shape[1]}x{img.shape[0]}", ours,
-                        device=device, quality=quality, repeat=2 if "preview" in label else 1))
+                        device=device, quality=quality, repeat=3))
     return out

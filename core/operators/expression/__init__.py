@@ -7,13 +7,14 @@ Stages (one module each):
   the way toward 1 or 0);
 - prior.py: the deformation prior on the mesh (skull, face contour and nose bridge held; irises rigid; mobility
   around the features each control acts on; a membrane on the mesh's edges);
-- solve.py: landmark displacements that reach the targets, by L-BFGS through the network (autograd), the other
-  coefficients held, under the prior;
+- solve.py: landmark displacements that reach the targets through the network (the action units alone by
+  Gauss-Newton, with a free part by L-BFGS and autograd), the other coefficients held, under the prior;
 - action_units.py: without the blendshape network, displacements from facial anatomy (FACS action units) under
   the same prior;
 - deform.py: the dense fold-free field (thin-plate spline on a coarse grid, densified, Jacobian-clamped, tapered to
   zero at 1.5 × the face box) and its bicubic resampling at full resolution;
-- verify.py: the landmark and blendshape models run again on the result; the info reports what was achieved.
+- verify.py: the landmark and blendshape models run again on each candidate (read from the region around the
+  face: a candidate is warped in its ROI alone, the picture composed once); the info reports what was achieved.
 
 Scale: F = the face's height in pixels (core.face.face_size); every length is a fraction of it, so 1 MP and 24 MP
 shots of a face are edited alike.
@@ -36,6 +37,7 @@ UNITS_ENOUGH = 0.6    # the action units alone predicted at least this share of 
 FOLLOW_GOOD = 0.8     # the landmark model followed at least this share of the displacement: no correction
 FOLLOW_FLOOR = 0.4    # a correction never scales the displacement by more than 1 / this
 GENTLE_DET = 0.35     # nor squeezes any area below this share of its size
+MIN_CORRECTION = 1.1  # a correction scaling the displacement by less than this is not worth its warp and passes
 
 
 def _faces(image: np.ndarray, ctx: Context, index: int) -> List:
@@ -101,7 +103,7 @@ def _model_path(base, f, mesh, size, p, ctx, job):
     """Measure, solve, warp, measure the result; then once more with the displacement scaled by how far the
     landmark model followed it (it follows a small warp only partly, typically half; what it measures is what
     the coefficients are), kept if the measured change comes closer to the request. Returns (result, field,
-    displacement, facts, coefficients before, request, the result's measured mesh)."""
+    displacement, facts, coefficients before, request, the result's measured mesh); `base` is written in place."""
     before = coefficients.measure(mesh)
     req = controls.request(before, p)
     pr = prior.build(mesh, size, _families(req))
@@ -120,13 +122,15 @@ def _model_path(base, f, mesh, size, p, ctx, job):
                 sol = alt
     job.progress(0.35, "landmark displacements solved")
     d = sol.displacement
+    # Candidates are warped in the ROI alone and measured on the region around the face (verify.remeasure_patch):
+    # the picture is composed once, from the one kept.
     fld = deform.build_field(mesh, d, base.shape, size, p["warp"])
-    out = deform.apply(base, fld)
+    patch = deform.warp_roi(base, fld)
     facts = {"solve_network_passes": sol.evaluations, "free_part": bool(np.abs(sol.free).max() > 0),
              "landmark_follow": None, "correction": 1.0,
              "action_units": dict(zip(names, np.round(sol.alpha, 3).tolist()))}
     job.progress(0.5, "warped")
-    measured = verify.remeasure(out, f, ctx.device)
+    measured = verify.remeasure_patch(base, patch, fld.roi, f, mesh, ctx.device)
     if measured is not None and req.targeted.any():
         follow = _follow(mesh, measured, d * fld.scale)
         facts["landmark_follow"] = round(follow, 3)
@@ -136,14 +140,15 @@ def _model_path(base, f, mesh, size, p, ctx, job):
             # against the lid already showed as a drawn line)
             gentle = deform.max_scale(fld, min(GENTLE_DET, fld.min_det))
             k = min(1.0 / max(follow, FOLLOW_FLOOR), max(cap, 1.0), max(gentle, 1.0))
-            fld2 = deform.build_field(mesh, d * k, base.shape, size, p["warp"])
-            out2 = deform.apply(base, fld2)
-            job.progress(0.7, "corrected by the measured following")
-            measured2 = verify.remeasure(out2, f, ctx.device)
-            if _fraction(before, measured2, req) > _fraction(before, measured, req):
-                out, fld, d, measured = out2, fld2, d * k, measured2
-                facts["correction"] = round(k, 3)
-    return out, fld, d, facts, before, req, measured
+            if k >= MIN_CORRECTION:
+                fld2 = deform.build_field(mesh, d * k, base.shape, size, p["warp"])
+                patch2 = deform.warp_roi(base, fld2)
+                job.progress(0.7, "corrected by the measured following")
+                measured2 = verify.remeasure_patch(base, patch2, fld2.roi, f, mesh, ctx.device)
+                if _fraction(before, measured2, req) > _fraction(before, measured, req):
+                    patch, fld, d, measured = patch2, fld2, d * k, measured2
+                    facts["correction"] = round(k, 3)
+    return deform.paste(base, fld, patch), fld, d, facts, before, req, measured
 
 
 def _one_face(out, f, p, ctx, use_model: bool, job):
@@ -160,7 +165,7 @@ def _one_face(out, f, p, ctx, use_model: bool, job):
         displacement = action_units.displacement(mesh, size, p)
         job.progress(0.4, "action-unit displacements built")
         fld = deform.build_field(mesh, displacement, out.shape, size, p["warp"])
-        out = deform.apply(out, fld)
+        out = deform.paste(out, fld, deform.warp_roi(out, fld))
     facts.update({"max_landmark_move_px": round(float(np.linalg.norm(displacement, axis=1).max() * fld.scale), 3),
                   "min_jacobian": round(fld.min_det, 4), "fold_clamped": fld.scale < 1.0,
                   "clamp_factor": round(fld.scale, 4), "grid_step_px": fld.step})

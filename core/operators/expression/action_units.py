@@ -8,7 +8,7 @@ Each unit is defined at full strength by the points it drives and how far (fract
     unit            FACS                                 points driven                 movement
     corner_puller   AU12 lip corner puller               mouth corners (outer, inner)  0.035 F up-and-out, 33°
     cheek_raiser    AU6 cheek raiser (Duchenne)          cheeks / lower lids           0.012 F / 0.004 F up
-    corner_depress  AU15 lip corner depressor            mouth corners                 0.03 F down (slightly out)
+    corner_depress  AU15 lip corner depressor            mouth corners                 0.03 F down (slightly in)
     brow_raiser     AU1 + AU2 inner and outer brow       brows / upper lids            0.03 F / 0.006 F up
                     raiser                               forehead                      the brows', fading upward
     brow_lowerer    AU4 brow lowerer                     brows / upper lids            0.02 F down, 0.015 F inward
@@ -19,12 +19,16 @@ Each unit is defined at full strength by the points it drives and how far (fract
     lid_raiser      AU5 upper lid raiser                 upper / lower lids            0.008 F up / 0.002 F down
     lid_tightener   AU7 lid tightener                    lower / upper lids            0.006 F up / 0.003 F down
     gaze_x          eye movement                         irises (rigid)                0.09 × eye width along e_x
-    gaze_y          eye movement (the lids follow)       irises / upper / lower lids   0.05 / 0.03 / 0.02 × eye
+    gaze_y          eye movement (the lids follow)       irises / upper / lower lids   0.05 / 0.045 / 0.02 × eye
                                                                                    width up
     jaw_drop        AU26 jaw drop                        below the mouth, to the chin  0.04 F down, ramped
     lips_close      AU24-like, lips toward each other    lower lip and below           0.8 × the opening, up
-Lid movements follow a sine profile along the lid (0 at the corners). With the gaze, the lid margin over the
-iris also follows the cornea's bulge: up to 0.7 of the iris's shift, fading out at 1.6 × the iris's radius.
+Lid movements follow a sine profile along the lid (0 at the corners). Measured on the astronaut's smiling face: a
+depressor pulling the corners slightly out (as AU15 alone does) widened her open mouth and showed more teeth, a
+bigger grin; slightly in, toward the relaxed mouth, it reads as less smile. With the upper lid following a vertical
+gaze by 0.6 of the iris's shift, the iris carried up crossed the lid margin and showed as a dark mark on the lid; at
+0.9 (the lid follows vertical gaze nearly one to one in life) it stays under the lid. With the gaze, the lid margin
+over the iris also follows the cornea's bulge: up to 0.7 of the iris's shift, fading out at 1.6 × the iris's radius.
 Each unit's field meets its driven points with the least prior energy (prior.py's quadratic form plus a stiff
 data term at the driven points): the neighbours follow smoothly, the skull stays.
 
@@ -49,7 +53,7 @@ SMILE_ANGLE_DEG = 33.0
 FROWN_CORNER = 0.03
 BROW_RAISE, BROW_LID, BROW_LOWER, BROW_IN = 0.03, 0.006, 0.02, 0.015
 LID_RAISE, LID_LOWER_OPEN, TIGHTEN_LOWER, TIGHTEN_UPPER = 0.008, 0.002, 0.006, 0.003
-GAZE_X, GAZE_Y, GAZE_LID, GAZE_LOWER_LID = 0.09, 0.05, 0.03, 0.02
+GAZE_X, GAZE_Y, GAZE_LID, GAZE_LOWER_LID = 0.09, 0.05, 0.045, 0.02
 LID_ON_CORNEA, CORNEA_REACH = 0.7, 1.6
 JAW_DROP, JAW_CLOSE = 0.04, 0.8
 DATA_WEIGHT = 1e3     # × the largest diagonal entry of the prior's Q: the driven points are met
@@ -135,7 +139,7 @@ def driven(mesh: np.ndarray, face_px: float, unit: str) -> Dict[int, np.ndarray]
                 add(i, SMILE_LID * F * w * up)
     elif unit == "corner_depress":
         for i in (61, 291, 78, 308):
-            add(i, FROWN_CORNER * F * (0.98 * -up + 0.2 * outward(i)))
+            add(i, FROWN_CORNER * F * (0.96 * -up - 0.28 * outward(i)))
     elif unit == "brow_raiser":
         for i in T.RIGHT_BROW + T.LEFT_BROW:
             add(i, BROW_RAISE * F * up)
