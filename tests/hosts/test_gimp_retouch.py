@@ -68,17 +68,26 @@ PREVIEW_PLAN = ("Test scale:step-seconds=0.1!,factor=0.8,step-seconds=0,factor=0
                 "|Refocus:f-number=1.4")
 
 
+# the new filters in their dialogs: (filter, settings, share of the picture the result may change by more than
+# 2 levels of 255: relight the lit person, skin only skin, expression around the mouth, film everything)
+GIMP_TOUR = (("relight", {"shadows": 0.6}, (0.03, 1.0)), ("skin", {"strength": 0.7}, (0.002, 0.6)),
+             ("expression", {"smile": 0.6}, (0.0005, 0.3)), ("film", {"grain": 1.0}, (0.5, 1.0)))
+
+
 def _gui_cases():
     tint = gh.proc_name("test_inputs")
     mean = gh.proc_name("test_mean")
     return [
         _steps_case("undo", [_scale(0.5, "source"), _scale(0.8)], undo=2),
         # a real dialog: Help pressed (GIMP opens the bundled page), then Cancel
-        _steps_case("help", [{"proc": gh.proc_name("skin"), "select": "source", "interactive": True, "args": {},
+        _steps_case("help", [{"proc": gh.proc_name("background"), "select": "source", "interactive": True, "args": {},
                               "expect": "cancel"}]),
         # the pictures for docs/: Refocus with its preview, then the result in GIMP's window
         _steps_case("showcase", [{"proc": gh.proc_name("refocus"), "select": "source", "interactive": True,
-                                  "args": {}, "screenshot": "gimp-window.png"}], display=True),
+                                  "args": {}, "screenshot": "gimp-window.png"}] + [
+            # the new filters from their dialogs as a retoucher sets them, each result looked at on screen
+            {"proc": gh.proc_name(op), "select": "source", "interactive": True, "args": args,
+             "screenshot": f"gimp-{op}.png"} for op, args, _moved in GIMP_TOUR], display=True),
         _steps_case("preview", [{"proc": gh.proc_name("test_scale"), "select": "source", "interactive": True,
                                  "args": {"factor": 0.5, "steps": 20, "step-seconds": 0.0}}]),
         _steps_case("dialogs", [
@@ -110,7 +119,7 @@ def retouch(chroot, registry_with_test_ops, tmp_path_factory):  # noqa: F811
             browser_env = _fake_browser(work, inside)
             gui = gh.run_gimp(chroot, work, inside, gui_plan, "plan-gui.json", gui=True,
                               extra_env=["AI_PORTRAIT_DIALOG_PICK_POINTS=1", "AI_PORTRAIT_DIALOG_PREVIEW=" + PREVIEW_PLAN,
-                                         "AI_PORTRAIT_DIALOG_HELP=Skin texture"] + browser_env)
+                                         "AI_PORTRAIT_DIALOG_HELP=Background"] + browser_env)
         yield {"results": {r["id"]: r for r in results["results"]}, "out": os.path.join(work, "out"),
                "seconds": seconds, "log": log_text, "gui": gui, "source": source, "frames": frames, "ops": ops,
                "work": work}
@@ -341,12 +350,12 @@ def test_the_dialog_preview_follows_the_settings_and_cancels_the_previous_job(re
 
 
 def test_help_opens_the_filters_own_page_not_gimps_manual(retouch):
-    """The Skin texture dialog's Help button opens the bundled page of that filter (help/en/skin.html in the
+    """The Background dialog's Help button opens the bundled page of that filter (help/en/background.html in the
     plug-in folder, from docs/filters), and GIMP does not say its user manual is missing."""
     _r, log = _gui_session(retouch, "help")
     path = os.path.join(retouch["work"], "out-gui", "browser.txt")
     opened = open(path).read() if os.path.exists(path) else ""
-    assert "plug-ins/ai_portrait/help/en/skin.html" in opened, (opened, log[-3000:])
+    assert "plug-ins/ai_portrait/help/en/background.html" in opened, (opened, log[-3000:])
     assert "user manual" not in log.lower() and "help files are not found" not in log.lower(), log[-3000:]
 
 
@@ -362,6 +371,32 @@ def test_screenshots_of_gimp_with_a_result(retouch):
         assert os.path.getsize(path) > 20000, name
         if os.environ.get("AI_PORTRAIT_UPDATE_SCREENSHOT"):
             _crop_to_content(path, os.path.join(ROOT, "docs", doc))
+
+
+def test_the_new_filters_run_from_their_dialogs_in_the_gimp_window(retouch):
+    """Relight, skin, expression and film, each from its real dialog on the portrait: one result each, which
+    changes the share of the picture that filter should change (screenshots kept; AI_PORTRAIT_UPDATE_SCREENSHOT=1
+    copies them to docs/gimp-<filter>.jpg)."""
+    r, log = _gui_session(retouch, "showcase")
+    out = os.path.join(retouch["work"], "out-gui")
+    source = None
+    seen = {}
+    for step, (op, _args, (lo, hi)) in zip(r["steps"][1:], GIMP_TOUR):
+        made = _results(step)
+        assert made and made[0]["provenance"]["operator"] == op, (op, [l["name"] for l in step["layers"]])
+        result = _pixels(retouch, made[0], out)
+        if source is None:
+            source = retouch["source"]
+        h, w = source.shape[:2]
+        diff = np.abs(result[:h, :w, :3] - source[:h, :w, :3]).mean(axis=2) * 255.0
+        moved = float((diff > 2.0).mean())
+        seen[op] = round(moved, 4)
+        assert lo <= moved <= hi, (op, moved)
+        assert os.path.getsize(os.path.join(out, f"gimp-{op}.png")) > 20000, op
+        if os.environ.get("AI_PORTRAIT_UPDATE_SCREENSHOT"):
+            _crop_to_content(os.path.join(out, f"gimp-{op}.png"), os.path.join(ROOT, "docs", f"gimp-{op}.jpg"))
+    print("share of the picture changed:", seen)
+    assert len(seen) == len(GIMP_TOUR), seen
 
 
 def _crop_to_content(src, dst):
