@@ -43,7 +43,7 @@ SCRUB_PREFIXES = ("PYTHON", "LD_", "DYLD_")
 DEFAULT_CANCEL_GRACE_S = 5.0
 DEFAULT_START_TIMEOUT_S = 180.0  # the first import of torch on a cold disk is slow
 _POLL_S = 0.05
-_MAX_REPLY_BYTES = 1 << 36
+_MAX_REPLY_BYTES = 1 << 36  # a declaration costs nothing: the reader's buffer grows as the bytes arrive
 STORED_AS = ("u8", "u16", "f16", "f32")  # the precisions a host may report for an input (core.registry's)
 
 
@@ -475,6 +475,7 @@ class Client:
 
     def _spawn(self):
         python, root = self._checked_setup()
+        protocol.sweep_stale_shared()  # payload files a killed host or worker of ours left behind
         where = _config.config_path()
         cmd = [python, "-m", "core", "worker", "--stdio",
                "--idle-timeout", str(float(self.config.get("idle_timeout_s") or 0))] + self._worker_args()
@@ -571,24 +572,43 @@ class Client:
                                                                            or exc)) from None
         link = _Link(protocol.SocketChannel(sock), "server %s" % address, pool=self._pool)
         self._await_hello(link, address, timeout=min(self.start_timeout_s, 15.0))  # a server is already up
-        if link.hello.get("auth"):
-            token = self.config.get("token")
-            if not token:
-                link.kill()
-                raise WorkerError("bad-token", "The AI Portrait server at %s requires a token: set 'token' in %s"
-                                  % (address, _config.config_path()))
-            try:
-                link.send({"op": "auth", "id": 0, "mac": protocol.auth_mac(token, link.hello.get("nonce", ""))})
-            except OSError:
-                link.kill()
-                raise WorkerError("connection-lost", "The AI Portrait server at %s closed the connection" % address)
-            item = link.get(30.0)
-            if item is None or item[0] != "frame" or item[1][0].get("type") != "pong":
-                reply = item[1][0] if item is not None and item[0] == "frame" else {}
-                link.kill()
-                raise WorkerError(reply.get("code") or "bad-token", reply.get("message")
-                                  or "The AI Portrait server at %s refused the token" % address)
+        token = self.config.get("token")
+        if link.hello.get("auth") or token:
+            self._authenticate(link, token, address)
         return link
+
+    def _authenticate(self, link, token, address):
+        """Answer the server's nonce and, with our own nonce, make it prove that it knows the token too: a
+        client that has a token sends no pixels to a server that cannot (one that says it needs no token, or
+        accepts any answer, is an impostor or a misconfiguration)."""
+        where = _config.config_path()
+        if not token:
+            link.kill()
+            raise WorkerError("bad-token", "The AI Portrait server at %s requires a token: set 'token' in %s"
+                              % (address, where))
+        nonce = link.hello.get("nonce")
+        if not link.hello.get("auth") or not protocol.is_nonce(nonce):
+            link.kill()
+            raise WorkerError("bad-token", "The AI Portrait server at %s did not ask for the token set in %s, so "
+                              "it cannot prove it is your server; nothing was sent (check 'server', or remove "
+                              "'token' if this server really runs without one)" % (address, where))
+        cnonce = protocol.new_nonce()
+        try:
+            link.send({"op": "auth", "id": 0, "mac": protocol.auth_mac(token, nonce), "cnonce": cnonce})
+        except OSError:
+            link.kill()
+            raise WorkerError("connection-lost", "The AI Portrait server at %s closed the connection" % address)
+        item = link.get(30.0)
+        if item is None or item[0] != "frame" or item[1][0].get("type") != "pong":
+            reply = item[1][0] if item is not None and item[0] == "frame" else {}
+            link.kill()
+            raise WorkerError(reply.get("code") or "bad-token", reply.get("message")
+                              or "The AI Portrait server at %s refused the token" % address)
+        if not protocol.check_proof(token, nonce, cnonce, item[1][0].get("proof")):
+            link.kill()
+            raise WorkerError("bad-token", "The AI Portrait server at %s accepted the token but could not prove "
+                              "it knows it (an impostor, or a server older than this plug-in: update it); "
+                              "nothing was sent" % address)
 
 
 class _IdleExit(Exception):

@@ -75,18 +75,24 @@ def paths(worker_key):
 
 
 def connect(path, timeout=_CONNECT_TIMEOUT_S):
-    """A connected Unix socket to `path`, or None when no server listens there."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
-    try:
-        sock.connect(path)
-    except OSError as exc:
-        sock.close()
-        if exc.errno in (errno.ENOENT, errno.ECONNREFUSED, errno.ENOTSOCK, errno.EAGAIN):
-            return None
-        raise
-    sock.settimeout(None)
-    return sock
+    """A connected Unix socket to `path`, or None when no server listens there. A full backlog (EAGAIN) means
+    a live server that is slow to accept: wait for it rather than start a second one (which would refuse)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(path)
+        except OSError as exc:
+            sock.close()
+            if exc.errno == errno.EAGAIN and time.monotonic() < deadline:
+                time.sleep(0.05)
+                continue
+            if exc.errno in (errno.ENOENT, errno.ECONNREFUSED, errno.ENOTSOCK):
+                return None
+            raise
+        sock.settimeout(None)
+        return sock
 
 
 class _Lock:

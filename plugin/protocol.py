@@ -21,7 +21,9 @@ Replies (worker -> host) carry "type" and the request's "id": 'hello' (sent firs
 'cancelled', 'error' (with "code" and "message" fit for a dialog, "detail" for a bug's traceback), 'pong'.
 
     hello   {"version", "pid", "max_request_bytes", "auth": bool, "nonce"}; with auth the first request must be
-            {"op": "auth", "mac": HMAC-SHA256(token, nonce) in hex}, answered by 'pong' or 'error' bad-token
+            {"op": "auth", "mac": HMAC-SHA256(token, nonce) in hex, "cnonce": the client's own nonce}, answered
+            by 'pong' {"proof": server_proof(token, nonce, cnonce)} or 'error' bad-token. A client that has a
+            token sends no image data before the proof checks out (a server saying "no auth" is refused).
     run     {"operator", "params": {}, "seed": int, "device", "output_dtype", "buffers": [...]}: a buffer's
             "name" is the operator's input; "list": true appends it to that input's list (frames, in order);
             "role": "mask" makes it the soft selection. Any dtype: the worker converts to float32 itself.
@@ -37,6 +39,8 @@ import hmac
 import json
 import mmap
 import os
+import re
+import stat
 import struct
 import sys
 import tempfile
@@ -48,6 +52,8 @@ VERSION = 1
 PREFIX = struct.Struct("<4sIQ")
 MAX_HEADER_BYTES = 1 << 20           # parameters and info are small; a bigger header is garbage
 DEFAULT_MAX_REQUEST_BYTES = 4 << 30  # eight 24 MP float RGBA frames; the worker may be told otherwise
+MAX_HEADER_DEPTH = 32                # requests nest three levels; deeper JSON is an attack on the parser
+GROW_FROM_BYTES = 16 << 20           # a larger payload's buffer grows as its bytes arrive, never on a promise
 ITEMSIZE = {"u8": 1, "u16": 2, "f16": 2, "f32": 4}
 BYTEORDERS = ("little", "big")
 _CHUNK = 1 << 20
@@ -101,20 +107,36 @@ class BufferPool:
     def __call__(self, n):
         if n < self.min_bytes or n > self.max_bytes:
             return bytearray(n)
+        warm = self.take_warm(n)
+        if warm is not None:
+            return warm
+        return self.keep(bytearray(n), n)
+
+    def take_warm(self, n):
+        """The kept buffer cut to n bytes when it is free and large enough (no new memory), else None."""
+        if n < self.min_bytes or n > self.max_bytes:
+            return None
         with self._lock:
             buf = self._buf
             # references: self._buf, the local `buf`, getrefcount's argument
             if buf is not None and len(buf) >= n and sys.getrefcount(buf) <= 3:
                 return memoryview(buf)[:n]
-            self._buf = None
-            buf = None
-            fresh = bytearray(n)
-            self._buf = fresh
-            return memoryview(fresh)
+            return None
+
+    def keep(self, buf, n):
+        """Adopt a filled buffer of n bytes as the one to reuse (when its size is worth keeping)."""
+        if n < self.min_bytes or n > self.max_bytes:
+            return buf
+        with self._lock:
+            self._buf = buf
+        return memoryview(buf)[:n]
 
 
 SHARED_MIN_BYTES = 4 << 20     # below this a pipe is as fast and needs no file
 SHARED_PREFIX = "ai-portrait-shm-"
+# Our files are named PREFIX<pid>-<pid namespace>-<random>: a sweep can tell a file whose creator died (a killed
+# host leaves its file behind) from a live peer's, and never judges a pid of another namespace (a sandbox).
+_SHARED_NAME = re.compile(re.escape(SHARED_PREFIX) + r"(\d+)-([0-9a-f]+)-")
 
 
 def shared_dir():
@@ -137,7 +159,8 @@ class SharedFile:
         if self._mm is None or len(self._mm) < total:
             self.close()
             size = -(-total // (16 << 20)) * (16 << 20)  # round up to 16 MB so small growth reuses the file
-            fd, path = tempfile.mkstemp(prefix=SHARED_PREFIX, dir=shared_dir())
+            fd, path = tempfile.mkstemp(prefix="%s%d-%s-" % (SHARED_PREFIX, os.getpid(), _pid_namespace()),
+                                        dir=shared_dir())
             try:
                 os.ftruncate(fd, size)
                 self._mm = mmap.mmap(fd, size)
@@ -171,7 +194,8 @@ class SharedFileReader:
         self.path = None
         self._mm = None
 
-    def read_into(self, path, size, view):
+    def open(self, path, size):
+        """Map the peer's file `path` (checked to be one of ours) and check it holds `size` bytes."""
         folder, name = os.path.split(os.path.abspath(str(path)))
         if not name.startswith(SHARED_PREFIX) or folder != os.path.abspath(shared_dir()):
             raise ProtocolError("refused a shared payload outside AI Portrait's own files", recoverable=True)
@@ -185,6 +209,9 @@ class SharedFileReader:
             self.path = path
         if len(self._mm) < size:
             raise Truncated("the shared payload file is shorter than its frame says")
+
+    def read_into(self, path, size, view):
+        self.open(path, size)
         with memoryview(self._mm) as mv:
             view[:size] = mv[:size]
 
@@ -206,6 +233,56 @@ def _unlink(path):
         os.unlink(path)
     except OSError:
         pass
+
+
+def _pid_namespace():
+    """The pid namespace's inode in hex on Linux ('0' elsewhere): pids mean something only within one."""
+    try:
+        return "%x" % os.stat("/proc/self/ns/pid").st_ino
+    except (OSError, AttributeError):
+        return "0"
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it exists, as another user's
+        return True
+    return True
+
+
+def sweep_stale_shared(folder=None):
+    """Remove our shared payload files whose creating process is gone (a host or worker that was killed);
+    returns the names removed. Only files of this user, with our prefix, named in this pid namespace."""
+    if os.name == "nt":  # os.kill(pid, 0) would terminate the process there; files die with their handles
+        return []
+    folder = folder or shared_dir()
+    ns, me = _pid_namespace(), os.getpid()
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        m = _SHARED_NAME.match(name)
+        if m is None or m.group(2) != ns:
+            continue
+        pid = int(m.group(1))
+        if pid == me or _pid_alive(pid):
+            continue
+        path = os.path.join(folder, name)
+        try:
+            info = os.lstat(path)
+        except OSError:
+            continue
+        if not stat.S_ISREG(info.st_mode) or (uid is not None and info.st_uid != uid):
+            continue
+        _unlink(path)
+        removed.append(name)
+    return removed
 
 
 def widen_pipe(fd, size=1 << 20):
@@ -374,24 +451,77 @@ def read_frame(channel, max_payload=DEFAULT_MAX_REQUEST_BYTES, alloc=bytearray):
     head = bytearray(head_len)
     if _read_exact(channel, memoryview(head)) < head_len:
         raise Truncated("stream ended inside a frame header")
+    not_json = ProtocolError("frame header is not a JSON object", recoverable=True)
+    too_deep = BadRequest("frame header nests deeper than %d levels" % MAX_HEADER_DEPTH)
+    problem = None
     try:
         header = json.loads(head.decode("utf-8"))
-        ok = isinstance(header, dict)
+        if not isinstance(header, dict):
+            problem = not_json
+        elif not _shallow(header, MAX_HEADER_DEPTH):
+            problem = too_deep
     except (UnicodeDecodeError, ValueError):
-        ok = False
-    if not ok:
+        problem = not_json
+    except RecursionError:  # nesting deep enough to exhaust the parser's stack
+        problem = too_deep
+    if problem is not None:
         if not _skip(channel, payload_len):
             raise Truncated("stream ended inside a frame payload")
-        raise ProtocolError("frame header is not a JSON object", recoverable=True)
+        raise problem
     if header.pop("shm_ok", False) and hasattr(channel, "peer_reads_shared"):
         channel.peer_reads_shared = True
     shared = header.pop("shm", None)
     if shared is not None:
         return header, _read_shared(channel, header, shared, payload_len, max_payload, alloc)
-    payload = alloc(payload_len)
-    if _read_exact(channel, memoryview(payload)) < payload_len:
-        raise Truncated("stream ended inside a frame payload", request_id=header.get("id"))
-    return header, payload
+    return header, _read_payload(channel, payload_len, alloc, header.get("id"))
+
+
+def _shallow(value, limit):
+    """No list or object in `value` nests deeper than `limit` (checked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, (dict, list)):
+            if depth > limit:
+                return False
+            stack.extend((c, depth + 1) for c in (v.values() if isinstance(v, dict) else v))
+    return True
+
+
+def _read_payload(channel, n, alloc, rid):
+    """The payload of n bytes. Up to GROW_FROM_BYTES it goes into alloc(n); a larger one goes into a free
+    pooled buffer when there is one, else into a buffer that doubles as the bytes arrive: a peer that declares
+    gigabytes and sends a few bytes costs GROW_FROM_BYTES, not what it declared."""
+    if n <= GROW_FROM_BYTES:
+        payload = alloc(n)
+        if _read_exact(channel, memoryview(payload)) < n:
+            raise Truncated("stream ended inside a frame payload", request_id=rid)
+        return payload
+    warm = getattr(alloc, "take_warm", None)
+    payload = warm(n) if warm is not None else None
+    if payload is not None:
+        if _read_exact(channel, payload) < n:
+            raise Truncated("stream ended inside a frame payload", request_id=rid)
+        return payload
+    buf = bytearray(GROW_FROM_BYTES)
+    got = 0
+    while True:
+        view = memoryview(buf)
+        try:
+            got += _read_exact(channel, view[got:])
+        finally:
+            try:
+                view.release()
+            except BufferError:  # an exception's traceback still holds the slice; the buffer is dropped anyway
+                pass
+        if got < len(buf):
+            raise Truncated("stream ended inside a frame payload", request_id=rid)
+        if got == n:
+            break
+        # bytes(k) is calloc'ed (untouched zero pages); realloc of a large block remaps rather than copies
+        buf += bytes(min(n, 2 * len(buf)) - len(buf))
+    keep = getattr(alloc, "keep", None)
+    return keep(buf, n) if keep is not None else buf
 
 
 def _read_shared(channel, header, shared, payload_len, max_payload, alloc):
@@ -411,6 +541,7 @@ def _read_shared(channel, header, shared, payload_len, max_payload, alloc):
         raise ProtocolError("bad shared payload description", recoverable=True, request_id=rid) from None
     if size < 0 or size > max_payload:
         raise FrameTooLarge("request of %s is over this worker's limit of %s" % (_mb(size), _mb(max_payload)))
+    reader.open(path, size)  # the file must hold `size` bytes before we reserve memory for them
     payload = alloc(size)
     reader.read_into(path, size, memoryview(payload))
     return payload
@@ -481,7 +612,37 @@ def auth_mac(token, nonce):
     return hmac.new(token.encode("utf-8"), nonce.encode("ascii"), hashlib.sha256).hexdigest()
 
 
-def check_mac(token, nonce, mac):
-    if not isinstance(mac, str):
+def new_nonce():
+    import secrets
+    return secrets.token_hex(16)
+
+
+def is_nonce(value):
+    """A nonce as both sides make them: 16 to 128 hex digits (anything else is refused before hashing)."""
+    return (isinstance(value, str) and 16 <= len(value) <= 128
+            and all(c in "0123456789abcdefABCDEF" for c in value))
+
+
+def server_proof(token, nonce, client_nonce):
+    """The server's answer to the client's nonce: proves it knows the token too (mutual authentication), so a
+    client that has a token sends no pixels to a server that merely says it needs none. The label keeps it
+    from ever equalling a client's MAC."""
+    msg = b"aip1-server-proof\0" + nonce.encode("ascii") + b"\0" + client_nonce.encode("ascii")
+    return hmac.new(token.encode("utf-8"), msg, hashlib.sha256).hexdigest()
+
+
+def _same_hex(expected, given):
+    # compare_digest refuses non-ASCII str with TypeError: a hostile MAC must read as a wrong one
+    if not isinstance(given, str) or len(given) > 256 or not given.isascii():
         return False
-    return hmac.compare_digest(auth_mac(token, nonce), mac)
+    return hmac.compare_digest(expected, given)
+
+
+def check_mac(token, nonce, mac):
+    return _same_hex(auth_mac(token, nonce), mac)
+
+
+def check_proof(token, nonce, client_nonce, proof):
+    if not (is_nonce(nonce) and is_nonce(client_nonce)):
+        return False
+    return _same_hex(server_proof(token, nonce, client_nonce), proof)

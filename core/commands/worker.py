@@ -31,6 +31,9 @@ def _prepare(args) -> int:
     if args.threads is not None:
         # Read again at every job (device.apply_thread_policy); checked here so a typo fails at start.
         os.environ[THREADS_ENV] = str(parse_threads(args.threads) or "auto")
+    if args.device is not None:
+        from ..worker.session import check_device
+        args.device = check_device(args.device)  # 'cpu:zz' fails here with exit 2, not in every job
     if args.test_ops or os.environ.get(TEST_OPS_ENV) == "1":
         from ..worker.testops import register_test_ops
         register_test_ops()
@@ -69,6 +72,11 @@ def _setup_serve(ap) -> None:
                          "0 = never (default)")
     ap.add_argument("--private", action="store_true",
                     help="with --unix: refuse connections from other users (the hosts' shared local worker)")
+    ap.add_argument("--max-connections", type=int, default=None, metavar="N",
+                    help="connections served at once (default 64); more are answered 'busy' and closed")
+    ap.add_argument("--handshake-timeout", type=float, default=None, metavar="SECONDS",
+                    help="with a token: a client must have authenticated this long after connecting "
+                         "(default 10 s)")
     _common(ap)
 
 
@@ -76,6 +84,12 @@ def _run_serve(args) -> int:
     max_request = _prepare(args)
     from ..worker import server
     token = server.read_token(args.token_file) if args.token_file else None
+    if args.idle_timeout < 0:  # checked before listening: a refused start leaves no socket behind
+        raise UserError("--idle-timeout must be 0 (never) or positive", "usage")
+    conns = server.MAX_CONNECTIONS if args.max_connections is None else args.max_connections
+    handshake = server.HANDSHAKE_TIMEOUT_S if args.handshake_timeout is None else args.handshake_timeout
+    if conns < 1 or not handshake > 0:
+        raise UserError("--max-connections must be 1 or more and --handshake-timeout positive", "usage")
     if args.tcp:
         if token is None:
             raise UserError("a TCP server needs --token-file: anyone who can reach the port could otherwise run "
@@ -89,11 +103,10 @@ def _run_serve(args) -> int:
         if not hasattr(__import__("socket"), "AF_UNIX"):
             raise UserError("Unix sockets are not available on this system: use --tcp", "usage")
         sock = server.listen_unix(args.unix)
-    if args.idle_timeout < 0:
-        raise UserError("--idle-timeout must be 0 (never) or positive", "usage")
     return server.serve(sock, token=token, jobs=args.jobs, device=args.device, max_request=max_request,
                         ready_file=args.ready_file, idle_timeout=args.idle_timeout,
-                        private=bool(args.private and args.unix))
+                        private=bool(args.private and args.unix), max_connections=conns,
+                        handshake_timeout=handshake)
 
 
 command("worker", "run as the local worker a GIMP or Krita plug-in spawns (protocol on stdin/stdout)",

@@ -8,6 +8,7 @@ semaphore of job slots. A malformed frame is answered with an error frame; when 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import sys
 import threading
@@ -25,6 +26,8 @@ from ..errors import Cancelled, UserError
 from ..jobs import Job
 
 PROGRESS_INTERVAL_S = 0.1  # at most ten progress frames a second: per-tile callbacks would flood a slow link
+_DEVICE = re.compile(r"(auto|(cpu|cuda|mps)(:[0-9]{1,3})?)\Z")  # what torch.device takes without raising
+_MAX_INT = 1 << 63  # seeds and integer parameters beyond int64 are typos or attacks (float() overflows on them)
 
 
 class Session:
@@ -115,7 +118,11 @@ class Session:
         if header.get("op") == "auth" and protocol.check_mac(self.token, self._nonce, header.get("mac")):
             self._authed = True
             self.on_auth()
-            self.send({"type": "pong", "id": header.get("id")})
+            pong = {"type": "pong", "id": header.get("id")}
+            cnonce = header.get("cnonce")
+            if protocol.is_nonce(cnonce):  # the client wants proof that we know the token too
+                pong["proof"] = protocol.server_proof(self.token, self._nonce, cnonce)
+            self.send(pong)
             return True
         # the same answer for a wrong token and a missing one; close so a guesser pays a round trip each time
         self.send_error(header.get("id"), "bad-token",
@@ -189,18 +196,12 @@ class Session:
                     self.send({"type": "progress", "id": rid, "fraction": round(fraction, 4),
                                "message": message})
 
-            params = header.get("params") or {}
-            seed = header.get("seed") or 0
-            if not isinstance(params, dict) or not isinstance(seed, int):
-                raise UserError("a run request needs 'params' as an object and 'seed' as an integer", "bad-request")
+            params, seed, device, dtype = checked_run_header(header, self.device)
             job = Job(report, cancel)
             apply_thread_policy()  # per job, on the job's thread: other programs' load changes between jobs
             out = registry.run(str(header.get("operator")), inputs, params, mask=mask, seed=seed,
-                               device=header.get("device") or self.device, job=job, stored_as=stored_as)
+                               device=device, job=job, stored_as=stored_as)
             image = np.ascontiguousarray(out.image, dtype=np.float32)
-            dtype = header.get("output_dtype") or "f32"
-            if dtype not in pixels.ITEMSIZE:
-                raise UserError("output_dtype must be one of u8, u16, f16, f32", "bad-request")
             data = image.reshape(-1) if dtype == "f32" else pixels.convert(image.reshape(-1), "f32", dtype)
             h, w, c = image.shape
             if cancel.is_set():
@@ -261,6 +262,38 @@ def _bug(rid, exc: BaseException) -> Dict[str, Any]:
                   % (type(exc).__name__, exc), detail)
 
 
+def check_device(device) -> Optional[str]:
+    """None, or a device name torch accepts ('auto', 'cpu', 'cuda', 'cuda:1', 'mps'); UserError otherwise."""
+    if device is None or device == "":
+        return None
+    if not isinstance(device, str) or not _DEVICE.match(device.strip().lower()):
+        raise UserError("unknown device '%s': choose auto, cpu, cuda, cuda:N or mps" % str(device)[:40],
+                        "bad-parameter")
+    return device.strip().lower()
+
+
+def checked_run_header(header: Dict[str, Any], default_device=None):
+    """(params, seed, device, output dtype) of a run request, each checked so that no malformed value reaches
+    code that would fail on it as a bug (float() of a 400-digit integer, torch.device('cpu:zz'))."""
+    params = header.get("params") or {}
+    seed = header.get("seed") or 0
+    if not isinstance(params, dict) or not isinstance(seed, int) or isinstance(seed, bool):
+        raise UserError("a run request needs 'params' as an object and 'seed' as an integer", "bad-request")
+    if not 0 <= seed < _MAX_INT:
+        raise UserError("the seed must be a whole number from 0 to 2**63 - 1", "bad-parameter")
+    for name, value in params.items():
+        for item in (value if isinstance(value, list) else [value]):
+            for v in (item if isinstance(item, list) else [item]):
+                if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= _MAX_INT:
+                    raise UserError("parameter '%s' = %s... is far too large a number"
+                                    % (str(name)[:40], str(v)[:12]), "bad-parameter")
+    device = check_device(header.get("device")) or default_device
+    dtype = header.get("output_dtype") or "f32"
+    if not isinstance(dtype, str) or dtype not in pixels.ITEMSIZE:
+        raise UserError("output_dtype must be one of u8, u16, f16, f32", "bad-request")
+    return params, seed, device, dtype
+
+
 def decode_inputs(header: Dict[str, Any], views: List[memoryview]):
     """The request's buffers as the float32 H×W×C arrays registry.run takes: {name: array or [arrays]}, the
     mask, and {name: how the host stored it} from each descriptor's optional 'stored_as' (a layer's bit depth,
@@ -276,7 +309,9 @@ def decode_inputs(header: Dict[str, Any], views: List[memoryview]):
         if desc.get("role") == "mask":
             mask = arr
         elif desc.get("list"):
-            inputs.setdefault(name, []).append(arr)
+            if not isinstance(inputs.setdefault(name, []), list):
+                raise UserError("input '%s' was sent both as one image and as a list" % name, "bad-request")
+            inputs[name].append(arr)
         else:
             if name in inputs:
                 raise UserError("input '%s' was sent twice" % name, "bad-request")

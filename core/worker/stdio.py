@@ -5,6 +5,9 @@ duplicate of file descriptor 1 and fd 1 itself is pointed at stderr; fd 0 is poi
 can read the requests. The worker ends when its stdin closes (the host exited or crashed) or after
 `idle_timeout` seconds without a request while no job runs; it exits 0 then, so the client knows it was not a
 crash.
+
+Shared payload files: the worker removes its own and its host's file when the host goes away (a killed host
+cannot remove its own), and at start sweeps away the files of processes that died (protocol.sweep_stale_shared).
 """
 from __future__ import annotations
 
@@ -39,6 +42,7 @@ def _private_fds():
 def serve_stdio(*, idle_timeout: float = 600.0, max_request: int = protocol.DEFAULT_MAX_REQUEST_BYTES,
                 device=None) -> int:
     proto_in, proto_out = _private_fds()
+    protocol.sweep_stale_shared()
     reader = os.fdopen(proto_in, "rb", buffering=0)
     writer = os.fdopen(proto_out, "wb", buffering=0)
     last = [time.monotonic()]
@@ -53,7 +57,7 @@ def serve_stdio(*, idle_timeout: float = 600.0, max_request: int = protocol.DEFA
             elif time.monotonic() - last[0] > idle_timeout:
                 sys.stderr.write("ai-portrait worker: idle for %.0f s, exiting\n" % idle_timeout)
                 sys.stderr.flush()
-                channel.release_shared(peer_gone=False)
+                channel.release_shared(peer_gone=True)  # the host sees the pipe close and makes a new one
                 os._exit(0)
 
     if idle_timeout and idle_timeout > 0:
@@ -64,7 +68,9 @@ def serve_stdio(*, idle_timeout: float = 600.0, max_request: int = protocol.DEFA
     if t is not None:
         t.join(timeout=2.0)
     _end_children()
-    channel.release_shared(peer_gone=False)
+    # Whether the host closed the pipe, crashed or was killed, it is done with its file: a killed host left
+    # it behind (151 MB per crash), so remove it with ours.
+    channel.release_shared(peer_gone=True)
     sys.stderr.flush()
     os._exit(0)
 
