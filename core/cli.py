@@ -1,16 +1,21 @@
 """Command line: `python -m core OPERATOR INPUT [INPUT...] -o OUTPUT [--param value ...]`, plus `list` and the
 other sub-commands in `core.commands`. Every operator option is generated from the registry.
 
-Exit status: 0 success, 2 a problem the user can fix (one clear line, no traceback), 130 cancelled,
-1 an internal error (a bug: the traceback is printed so it can be reported).
+Exit status: 0 success, 2 a problem the user can fix (one clear line, no traceback), 130 cancelled (Ctrl-C),
+143 terminated (SIGTERM; cleaned up like a cancel), 1 an internal error (a bug: the traceback is printed so it can
+be reported).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
+import threading
 import time
 import traceback
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from . import registry
@@ -19,6 +24,13 @@ from .errors import Cancelled, UserError
 from .jobs import Job
 
 PROG = "python -m core"
+# Seeds every random source takes: numpy's generators refuse negative seeds, torch's stop at 64 bits.
+SEED_MAX = 2 ** 63 - 1
+EXIT_TERMINATED = 128 + 15
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C would be, so that the same clean-up runs (a half-written temporary removed)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -26,6 +38,40 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message):  # noqa: D401 - argparse API
         raise UserError(f"{message} (see '{self.prog} --help')", "usage")
+
+
+def seed_value(text: str) -> int:
+    """argparse type of --seed: a whole number every random source accepts."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 0 to {SEED_MAX}, not '{text[:40]}'")
+    return value
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """While the block runs, SIGTERM raises Terminated (a KeyboardInterrupt) in the main thread, so writes clean
+    up as on Ctrl-C. A second SIGTERM during that clean-up is ignored; SIGKILL still ends the process."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
+        yield
+        return
+
+    def on_term(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, on_term)
+    except (ValueError, OSError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def option_name(name: str) -> str:
@@ -89,7 +135,10 @@ def add_operator_parser(sub, op: registry.Operator) -> None:
                             action="append" if p.repeat else "store")
     ap.add_argument("--mask", metavar="PATH",
                     help="soft selection (grey image, white = apply); pixels where it is 0 stay bit-identical")
-    ap.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes); default 0")
+    ap.add_argument("--seed", type=seed_value, default=0,
+                    help=f"random seed, 0..{SEED_MAX} (same seed, same bytes); default 0")
+    ap.add_argument("--overwrite", action="store_true",
+                    help="allow the output to replace one of the input files (refused otherwise)")
     ap.add_argument("--device", choices=DEVICE_CHOICES, default=None,
                     help="compute device; default: $AI_PORTRAIT_DEVICE or auto (CUDA > MPS > CPU)")
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
@@ -138,12 +187,15 @@ class StderrProgress:
 
 
 def run_operator(args) -> int:
-    from .imaging.io import read_image, write_image, output_depth
+    from .imaging.io import write_image
 
     op = registry.get(args._operator)
-    output_depth(args.output, "u8")  # refuse an unwritable format before any work is done
+    aux_paths = {inp.name: getattr(args, f"input__{inp.name}") for inp in op.inputs if inp is not op.primary}
+    sources = list(args.inputs) + [p for p in aux_paths.values() if p] + ([args.mask] if args.mask else [])
+    check_output(args.output, sources, args.overwrite)  # before any file is decoded or any work done
     primary = op.primary
-    files = [read_image(p) for p in args.inputs]
+    frames = len(args.inputs)  # refused from each file's header, before decoding, when the operator won't fit
+    files = [read_quietly(p, check=lambda w, h: registry.check_memory(op.name, h, w, frames)) for p in args.inputs]
     inputs: Dict[str, Any] = {}
     if primary.kind == "frames":
         inputs[primary.name] = [f.pixels for f in files]
@@ -157,12 +209,12 @@ def run_operator(args) -> int:
     for inp in op.inputs:
         if inp is primary:
             continue
-        path = getattr(args, f"input__{inp.name}")
+        path = aux_paths[inp.name]
         if path:
-            aux = read_image(path)
+            aux = read_quietly(path)
             inputs[inp.name] = aux.pixels
             stored_as[inp.name] = aux.depth
-    mask = read_image(args.mask).pixels if args.mask else None
+    mask = read_quietly(args.mask).pixels if args.mask else None
     job = Job(StderrProgress(args.quiet))
     out = registry.run(op.name, inputs, params, mask=mask, seed=args.seed, device=args.device, job=job,
                        stored_as=stored_as)
@@ -172,6 +224,38 @@ def run_operator(args) -> int:
         extra = ", ".join(f"{k}={_short(v)}" for k, v in notes.items())
         sys.stderr.write(f"{op.name}: wrote {args.output} ({written})" + (f"; {extra}" if extra else "") + "\n")
     return 0
+
+
+def check_output(output: str, sources: List[str], overwrite: bool = False) -> None:
+    """The output can be written (type, folder, name, permission) and is none of the inputs, unless the user
+    said --overwrite: a result replacing its own source is rarely what was meant."""
+    from .imaging.io import check_output as check_writable, same_file
+
+    check_writable(output)
+    if not overwrite:
+        for src in sources:
+            if same_file(output, src):
+                raise UserError(f"the output {output} is the input {src}: give another output name, or add "
+                                f"--overwrite to replace the input", "bad-file")
+
+
+def read_quietly(path: str, **kwargs):
+    """read_image, with what the C decoders print on stderr kept out of the terminal: added to the error's one
+    line when the file cannot be read, one warning line when it could."""
+    from .imaging.io import decoder_messages, read_image
+
+    failed = None
+    with decoder_messages() as said:
+        try:
+            image = read_image(path, **kwargs)
+        except UserError as exc:
+            failed = exc
+    if failed is not None:
+        detail = "; ".join(said)
+        raise UserError(f"{failed} ({detail})" if detail else str(failed), failed.code) from None
+    if said:
+        sys.stderr.write(f"warning: {Path(path).name}: " + "; ".join(said) + "\n")
+    return image
 
 
 def _short(v: Any) -> str:
@@ -188,14 +272,21 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser = build_parser()
         args = parser.parse_args(argv)
         if getattr(args, "_operator", None):
-            return run_operator(args)
+            with sigterm_as_interrupt():
+                return run_operator(args)
         if getattr(args, "_command", None):
-            return int(args._command.run(args) or 0)
+            if not args._command.sigterm_cancels:  # a server or worker has its own signal handling
+                return int(args._command.run(args) or 0)
+            with sigterm_as_interrupt():
+                return int(args._command.run(args) or 0)
         parser.print_help()
         return 2
     except UserError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
+    except Terminated:
+        sys.stderr.write("terminated\n")
+        return EXIT_TERMINATED
     except (Cancelled, KeyboardInterrupt):
         sys.stderr.write("cancelled\n")
         return 130

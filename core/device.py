@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from contextlib import contextmanager
 
 from .errors import UserError  # (numpy is imported where used: set_wait_policy must run before it loads)
@@ -226,11 +227,53 @@ def thread_count(environ=None, measure=None, cpus=None, limit=None) -> ThreadCho
     return ThreadChoice(choose_threads(len(cpu_set), busy, limit), len(cpu_set), busy, "auto")
 
 
+def set_kernel_threads(n: int) -> None:
+    """torch's kernel threads for the calling thread only. torch keeps the count per thread (OpenMP), but a thread
+    takes the process-wide last-set value at its first parallel kernel, over any count it set before: so the
+    thread is initialised first (get_num_threads), then set, and no other thread's setting can reach it."""
+    import torch
+    torch.get_num_threads()
+    torch.set_num_threads(int(n))
+
+
+@contextmanager
+def kernel_threads(n: int = 1):
+    """torch kernels on `n` threads on this thread for the block, the previous count back afterwards.
+
+    Work that must give the same bytes whatever the machine runs at one: torch splits an elementwise kernel into
+    ceil(size / threads) chunks and each chunk's last < 32 values go through the scalar code, whose pow, sigmoid
+    and atan2 round differently from the vector code; bilinear resampling, sums and (from 5 threads) the FFT differ
+    with the thread count too. Parallelism then comes from independent pieces (core.parallel), each on one
+    thread, which gives the one-thread bytes."""
+    import torch
+    saved = torch.get_num_threads()
+    outermost = getattr(_kernel_local, "policy", None) is None
+    if outermost:
+        _kernel_local.policy = saved  # the job's count, for core.parallel to size its pools by
+    if saved != n:
+        torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != saved:
+            torch.set_num_threads(saved)
+        if outermost:
+            _kernel_local.policy = None
+
+
+_kernel_local = threading.local()
+
+
+def policy_threads() -> int:
+    """The job's thread count on this thread: torch's, or inside kernel_threads the count in force outside it."""
+    import torch
+    return getattr(_kernel_local, "policy", None) or torch.get_num_threads()
+
+
 def _set_counts(torch_threads: int, cv2_threads: "int | None") -> None:
     """OpenCV only once loaded: importing it here would rewrite LD_LIBRARY_PATH for every child process (its
     bootstrap does); a job that loads it first runs it at its default count, every later job at the policy's."""
-    import torch
-    torch.set_num_threads(torch_threads)
+    set_kernel_threads(torch_threads)
     cv2 = sys.modules.get("cv2")
     if cv2_threads is not None and cv2 is not None:
         cv2.setNumThreads(cv2_threads)

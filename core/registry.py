@@ -22,6 +22,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from .errors import UserError
+from .imaging import limits
 from .jobs import Job
 
 PARAM_TYPES = ("float", "int", "bool", "choice", "point", "vector", "string")
@@ -246,6 +247,13 @@ class Operator:
     models: Tuple[str, ...] = ()
     uses_alpha: bool = False
     order: int = 100
+    # Peak memory per pixel of the primary input (per pixel of all frames for a burst), measured: the image is
+    # refused before it runs when this times its pixels exceeds the memory budget (core.imaging.limits).
+    # None: the figure in limits.MEASURED_BYTES_PER_PIXEL, else limits.DEFAULT_BYTES_PER_PIXEL.
+    bytes_per_pixel: Optional[float] = None
+    # The operator is local within this many pixels (its support radius): the registry may then run an image
+    # that does not fit the budget tile by tile, each tile with this much context. None: it needs the whole image.
+    tile_halo: Optional[int] = None
 
     @property
     def primary(self) -> Input:
@@ -259,6 +267,12 @@ class Operator:
             if p.name == name:
                 return p
         raise KeyError(name)
+
+    @property
+    def peak_bytes_per_pixel(self) -> float:
+        if self.bytes_per_pixel is not None:
+            return float(self.bytes_per_pixel)
+        return float(limits.MEASURED_BYTES_PER_PIXEL.get(self.name, limits.DEFAULT_BYTES_PER_PIXEL))
 
     def defaults(self) -> Dict[str, Any]:
         return {p.name: p.default for p in self.params}
@@ -332,7 +346,11 @@ def as_json() -> List[Dict[str, Any]]:
 # Running
 
 
-def _check_image(name: str, arr: Any) -> np.ndarray:
+class NonFiniteResult(RuntimeError):
+    """An operator returned NaN or inf: a bug in it, caught here so that nothing is written from it."""
+
+
+def _check_image(name: str, arr: Any, kind: str = "image") -> np.ndarray:
     if not isinstance(arr, np.ndarray):
         raise UserError(f"input '{name}' is not an image array", "bad-input")
     if arr.ndim == 2:
@@ -342,9 +360,84 @@ def _check_image(name: str, arr: Any) -> np.ndarray:
                         "bad-input")
     if arr.dtype != np.float32:
         arr = arr.astype(np.float32)
-    if not np.isfinite(arr).all():
-        raise UserError(f"input '{name}' contains NaN or infinite values", "bad-input")
+    limits.check_values(name, arr, kind)  # NaN, inf, and values float32 arithmetic would overflow on
     return arr
+
+
+def _primary_size(op: "Operator", inputs: Mapping[str, Any]) -> Optional[Tuple[int, int, int]]:
+    """(height, width, frames) of the primary input as given, or None when it is not yet an array (the
+    validation below then says what is wrong)."""
+    value = inputs.get(op.primary.name)
+    if isinstance(value, np.ndarray) and value.ndim == 4:
+        return value.shape[1], value.shape[2], value.shape[0]
+    if isinstance(value, (list, tuple)) and value and isinstance(value[0], np.ndarray) and value[0].ndim >= 2:
+        return value[0].shape[0], value[0].shape[1], len(value)
+    if isinstance(value, np.ndarray) and value.ndim >= 2:
+        return value.shape[0], value.shape[1], 1
+    return None
+
+
+def check_memory(name: str, height: int, width: int, frames: int = 1) -> bool:
+    """Whether operator `name` can run on this size within the memory budget: True when it fits whole, False
+    when it must run tiled (it declares a tile halo and its tiles fit); otherwise UserError 'too-large' naming
+    the size, the limit and the setting. Callers may ask before decoding a file (its header gives the size)."""
+    op = get(name)
+    bpp = op.peak_bytes_per_pixel
+    budget = limits.budget_bytes()
+    if height * width * frames * bpp <= budget:
+        return True
+    if op.tile_halo is not None and op.primary.kind == "image" and _tile_side(op, height, width, budget):
+        return False
+    limits.check_fits(f"the {op.primary.name}", width, height, bpp, op.name, count=frames, budget=budget)
+    return True
+
+
+# What a tiled run holds at full size besides the tiles: the input, the stacked copy the tiles are cut from,
+# the output and its accumulation (float32 RGBA each).
+TILED_FULL_BYTES_PER_PIXEL = 64.0
+
+
+def _tile_side(op: "Operator", height: int, width: int, budget: int) -> int:
+    """The side of the largest square tile (halo excluded) that fits beside the full-size arrays, 0 if none."""
+    room = budget - height * width * TILED_FULL_BYTES_PER_PIXEL
+    if room <= 0:
+        return 0
+    halo = int(op.tile_halo or 0)
+    side = int(math.sqrt(room / op.peak_bytes_per_pixel)) - 2 * halo
+    return side if side >= max(64, 2 * halo) else 0
+
+
+def _run_tiled(op: "Operator", prepared: Dict[str, Any], values: Dict[str, Any], ctx: "Context") -> Output:
+    """Run a local operator tile by tile: every input the primary's size, and the mask, is cut with it."""
+    from .imaging.tiling import run_tiled
+
+    primary = prepared[op.primary.name]
+    h, w = primary.shape[:2]
+    names = [n for n, v in prepared.items() if isinstance(v, np.ndarray) and v.shape[:2] == (h, w)]
+    names.remove(op.primary.name)
+    names.insert(0, op.primary.name)
+    planes = [prepared[n] for n in names] + ([ctx.mask[:, :, None]] if ctx.mask is not None else [])
+    bounds = np.cumsum([0] + [p.shape[2] for p in planes])
+    stacked = np.concatenate(planes, axis=2)
+    info: Dict[str, Any] = {}
+
+    def one(tile: np.ndarray) -> np.ndarray:
+        parts = {n: tile[:, :, bounds[k]:bounds[k + 1]] for k, n in enumerate(names)}
+        sub = dict(prepared, **parts)
+        mask = tile[:, :, bounds[len(names)]] if ctx.mask is not None else None
+        tctx = Context(seed=ctx.seed, device=ctx.device, job=Job(None, ctx.job.cancel_event), mask=mask,
+                       stored_as=ctx.stored_as)
+        raw = op.run(sub, values, tctx)
+        res = raw if isinstance(raw, Output) else Output(image=raw)
+        if not info:
+            info.update(res.info)
+        return np.asarray(res.image, dtype=np.float32)
+
+    side = _tile_side(op, h, w, limits.budget_bytes())
+    image = run_tiled(stacked, one, tile=side, overlap=min(32, side // 4), halo=int(op.tile_halo or 0),
+                      job=ctx.job.sub(0.0, 0.99))
+    info["tiled"] = {"tile": side, "halo": int(op.tile_halo or 0)}
+    return Output(image=image, info=info)
 
 
 def _to_rgb_alpha(arr: np.ndarray) -> Tuple[np.ndarray, Optional[np.ndarray]]:
@@ -363,7 +456,7 @@ def prepare_mask(mask: Optional[np.ndarray], shape: Tuple[int, int]) -> Optional
     """A soft selection as H×W×1 float32 in [0, 1]; colour masks use their first channel."""
     if mask is None:
         return None
-    m = _check_image("mask", mask)
+    m = _check_image("mask", mask, "mask")
     if m.shape[:2] != tuple(shape):
         raise UserError(f"mask is {m.shape[1]}x{m.shape[0]} but the image is {shape[1]}x{shape[0]}",
                         "size-mismatch")
@@ -396,6 +489,8 @@ def run(name: str, inputs: Mapping[str, Any], params: Optional[Mapping[str, Any]
     if extra:
         raise UserError(f"{name}: unknown input '{extra[0]}' (inputs: {', '.join(sorted(known))})", "bad-input")
     stored = _check_stored_as(stored_as, known)
+    size = _primary_size(op, inputs)
+    whole = True if size is None else check_memory(name, *size)  # before any copy of the inputs is made
 
     prepared: Dict[str, Any] = {}
     alphas: Dict[str, Any] = {}
@@ -411,7 +506,7 @@ def run(name: str, inputs: Mapping[str, Any], params: Optional[Mapping[str, Any]
                 value = list(value)
             if not isinstance(value, (list, tuple)) or not value:
                 raise UserError(f"input '{inp.name}' must be a list of images", "bad-input")
-            frames = [_check_image(f"{inp.name}[{k}]", f) for k, f in enumerate(value)]
+            frames = [_check_image(f"{inp.name}[{k}]", f, inp.kind) for k, f in enumerate(value)]
             if op.uses_alpha:
                 prepared[inp.name] = frames
             else:
@@ -419,7 +514,7 @@ def run(name: str, inputs: Mapping[str, Any], params: Optional[Mapping[str, Any]
                 prepared[inp.name] = [s[0] for s in split]
                 alphas[inp.name] = [s[1] for s in split]
         else:
-            arr = _check_image(inp.name, value)
+            arr = _check_image(inp.name, value, inp.kind)
             if inp.kind in ("image", "reference", "background") and not op.uses_alpha:
                 rgb, alpha = _to_rgb_alpha(arr)
                 prepared[inp.name], alphas[inp.name] = rgb, alpha
@@ -433,7 +528,7 @@ def run(name: str, inputs: Mapping[str, Any], params: Optional[Mapping[str, Any]
     job = job or Job()
     ctx = Context(seed=int(seed), device=device, job=job, mask=None if m is None else m[:, :, 0], stored_as=stored)
     job.progress(0.0, f"{op.title}: starting")
-    raw = op.run(prepared, values, ctx)
+    raw = op.run(prepared, values, ctx) if whole else _run_tiled(op, prepared, values, ctx)
     out = raw if isinstance(raw, Output) else Output(image=raw)
     out.info.setdefault("operator", name)
     out.info.setdefault("params", _jsonable(values))
@@ -448,6 +543,10 @@ def run(name: str, inputs: Mapping[str, Any], params: Optional[Mapping[str, Any]
     base = out.base
     if result.shape[:2] != base.shape[:2]:
         raise RuntimeError(f"{name} returned {result.shape} for a {base.shape} input")
+    bad = limits.count_nonfinite(result)
+    if bad:
+        raise NonFiniteResult(f"{name} produced {bad} NaN or infinite samples out of {result.size} (a bug in the "
+                              f"operator; nothing was written): please report it with the image and the settings")
     if base_alpha is not None and result.shape[2] == 3:
         result = np.concatenate([result, base_alpha], axis=2)
     if m is not None:

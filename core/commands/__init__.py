@@ -18,10 +18,13 @@ class Command:
     help: str
     setup: Callable  # (argparse.ArgumentParser) -> None
     run: Callable    # (argparse.Namespace) -> int
+    # SIGTERM cleans up like Ctrl-C (exit 143, no half-written temporary); off for commands that handle signals
+    # themselves or must not be stopped by an exception (the workers and servers).
+    sigterm_cancels: bool = False
 
 
-def command(name: str, help: str, setup: Callable, run: Callable) -> Command:
-    cmd = Command(name, help, setup, run)
+def command(name: str, help: str, setup: Callable, run: Callable, sigterm_cancels: bool = False) -> Command:
+    cmd = Command(name, help, setup, run, sigterm_cancels)
     _COMMANDS[name] = cmd
     return cmd
 

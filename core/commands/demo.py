@@ -14,8 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from .. import registry
+from ..cli import seed_value
+from ..device import DEVICE_CHOICES
 from ..errors import UserError
-from ..imaging.io import write_image
+from ..imaging.io import check_writable_folder, write_bytes_atomic, write_image
 from ..jobs import Job
 from . import command
 
@@ -29,8 +31,8 @@ def bundled_portrait() -> np.ndarray:
 
 def _setup(ap):
     ap.add_argument("--out", default="ai-portrait-demo", help="folder for the results (created if missing)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--device", default=None)
+    ap.add_argument("--seed", type=seed_value, default=0)
+    ap.add_argument("--device", choices=DEVICE_CHOICES, default=None)
     ap.add_argument("--only", help="comma-separated operator names")
 
 
@@ -54,12 +56,35 @@ def contact_sheet(rows) -> np.ndarray:
     return np.clip(np.concatenate(padded, axis=0), 0.0, 1.0)
 
 
+def prepare_folder(out: Path) -> None:
+    """The results folder exists and takes files, or a one-line error: before any operator runs."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a folder: give a folder for the results", "bad-file")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create the folder {out}: {exc.strerror or exc}", "bad-file") from None
+    check_writable_folder(out)
+
+
+def _wanted(only):
+    if not only:
+        return None
+    wanted = {name.strip() for name in only.split(",") if name.strip()}
+    known = {op.name for op in registry.operators() if op.demo is not None}
+    unknown = sorted(wanted - known)
+    if unknown:
+        raise UserError(f"--only: no operator '{unknown[0]}' with a demo (choose from {', '.join(sorted(known))})",
+                        "usage")
+    return wanted
+
+
 def _run(args) -> int:
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    wanted = _wanted(args.only)
+    prepare_folder(out)
     portrait = bundled_portrait()
     write_image(out / "portrait.png", portrait, "u8")
-    wanted = set(args.only.split(",")) if args.only else None
     rows, summary = [], {}
     for op in registry.operators():
         if op.demo is None or (wanted and op.name not in wanted):
@@ -83,9 +108,10 @@ def _run(args) -> int:
         print(f"demo: {op.name} done in {seconds:.2f} s -> {out / (op.name + '.png')}", file=sys.stderr)
     if rows:
         write_image(out / "contact_sheet.png", contact_sheet(rows), "u8")
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    write_bytes_atomic(out / "summary.json", json.dumps(summary, indent=1).encode("utf-8"))
     print(f"demo: {len(rows)} operator(s) written to {out.resolve()} (contact_sheet.png, summary.json)")
     return 0 if rows else 2
 
 
-command("demo", "run every available operator on the bundled portrait and write a contact sheet", _setup, _run)
+command("demo", "run every available operator on the bundled portrait and write a contact sheet", _setup, _run,
+        sigterm_cancels=True)

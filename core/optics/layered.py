@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from ..imaging.fill import pull_push
+from ..parallel import per_plane
 from .convolve import convolve
 
 IN_FOCUS_PX = 1.0     # a CoC at most this wide is a sharp pixel
@@ -88,8 +89,9 @@ class _Accumulator:
             self.scale = scale
             self.buf = torch.zeros((4, self.hp // scale, self.wp // scale), device=self.device, dtype=self.dtype)
         elif scale < self.scale:
-            self.buf = F.interpolate(self.buf[None], size=(self.hp // scale, self.wp // scale), mode="bilinear",
-                                     align_corners=False)[0]
+            size = (self.hp // scale, self.wp // scale)
+            self.buf = per_plane(lambda p: F.interpolate(p[None], size=size, mode="bilinear",
+                                                         align_corners=False)[0], self.buf)
             self.scale = scale
 
     def over(self, layer: torch.Tensor, scale: int, y0: int, x0: int) -> None:
@@ -97,7 +99,8 @@ class _Accumulator:
         self._ensure(scale)
         if scale > self.scale:
             f = scale // self.scale
-            layer = F.interpolate(layer[None], scale_factor=f, mode="bilinear", align_corners=False)[0]
+            layer = per_plane(lambda p: F.interpolate(p[None], scale_factor=f, mode="bilinear",
+                                                      align_corners=False)[0], layer)
         s = self.scale
         ys, xs = y0 // s, x0 // s
         region = self.buf[:, ys:ys + layer.shape[1], xs:xs + layer.shape[2]]
@@ -174,14 +177,23 @@ def render(lin: torch.Tensor, coc: torch.Tensor, kernel_for: Callable[[float, bo
         torch.mul(img[:, y0:y1, x0:x1], wk, out=stack[:3])
         stack[4].copy_(cum)
         if s > 1:
-            stack = F.avg_pool2d(stack[None], s)[0]
+            stack = per_plane(lambda p: F.avg_pool2d(p[None], s)[0], stack)
         layer, known = stack[:4], stack[4:5].clamp_(0.0, 1.0)
         unknown = known.neg_().add_(1.0)
-        if fill and bool((unknown > 1e-4).any()):
-            # Start the fill about 128 px across: it is a smooth guess, blurred afterwards anyway.
-            start = min(4, max(0, int(math.ceil(math.log2(max(min(layer.shape[-2:]), 1) / 128.0)))))
-            layer = layer.addcmul_(unknown, pull_push(layer, 1.0 - unknown, start))
-        layer = convolve(layer, kernel_for(d / s, c > 0))
+        filled = fill and bool((unknown > 1e-4).any())
+        # Start the fill about 128 px across: it is a smooth guess, blurred afterwards anyway.
+        start = min(4, max(0, int(math.ceil(math.log2(max(min(layer.shape[-2:]), 1) / 128.0)))))
+        kernel = kernel_for(d / s, c > 0)
+
+        def blur(plane: torch.Tensor) -> torch.Tensor:
+            # Colour and coverage planes are filled and blurred independently: one plane per core (per_plane).
+            if filled:
+                plane = plane.addcmul(unknown, pull_push(plane, 1.0 - unknown, start))
+            return convolve(plane, kernel)
+
+        layer = per_plane(blur, layer)
+        if progress is not None:
+            progress((k + 0.5) / n, f"layer {k + 1} of {n} (CoC {c:+.1f} px) blurred")
         layer[3].clamp_(0.0, 1.0)
         acc.over(layer, s, y0, x0)
     out = acc.result()[:, :h, :w]

@@ -20,8 +20,10 @@ from typing import Any, Dict
 import numpy as np
 
 from ... import registry
+from ...device import kernel_threads
 from ...errors import UserError
 from ...imaging import depthmap
+from ...parallel import elementwise
 from ...registry import Context, Input, Operator, Output, Param
 from ...optics import aperture, layered as render, thin_lens as lens
 from . import deconv, focus as focusing, grain, highlights, layers
@@ -93,14 +95,17 @@ def _to_linear(srgb):
     from ...imaging.color import srgb_to_linear
     if float(srgb.min()) < 0.0:
         return srgb_to_linear(srgb)
-    return torch.where(srgb <= 0.04045, srgb * (1.0 / 12.92), ((srgb + 0.055) * (1.0 / 1.055)).pow_(2.4))
+    # In pieces on one kernel thread each (core.parallel.elementwise): pow's bytes depend on torch's thread count.
+    return elementwise(lambda s: torch.where(s <= 0.04045, s * (1.0 / 12.92), ((s + 0.055) * (1.0 / 1.055)).pow_(2.4)),
+                       srgb)
 
 
 def _to_srgb(lin):
     """Linear light (non-negative) -> sRGB, the exact IEC 61966-2-1 curve."""
     import torch
-    enc = lin.clamp_min(1e-12).pow_(1.0 / 2.4).mul_(1.055).sub_(0.055)
-    return torch.where(lin <= 0.0031308, lin * 12.92, enc)
+    def encode(x):
+        return torch.where(x <= 0.0031308, x * 12.92, x.clamp_min(1e-12).pow_(1.0 / 2.4).mul_(1.055).sub_(0.055))
+    return elementwise(encode, lin)
 
 
 def run(inputs: Dict[str, Any], p: Dict[str, Any], ctx: Context) -> Output:
@@ -135,7 +140,9 @@ def run(inputs: Dict[str, Any], p: Dict[str, Any], ctx: Context) -> Output:
         return aperture.aperture_kernel(diameter, blades, rot)
 
     dev = ctx.torch_device()
-    with torch.no_grad():
+    # Every kernel on one thread (core.device.kernel_threads): torch's pow, resampling, sums and FFT give other
+    # bytes at other thread counts; the heavy stages use the cores through independent pieces instead.
+    with torch.no_grad(), kernel_threads(1):
         srgb = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).to(dev)
         lin = _to_linear(srgb)
         target = torch.from_numpy(coc).to(dev)
