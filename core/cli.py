@@ -250,6 +250,8 @@ def read_quietly(path: str, **kwargs):
             image = read_image(path, **kwargs)
         except UserError as exc:
             failed = exc
+        except OSError as exc:  # a name too long, a folder we may not enter: the system's reason, in one line
+            failed = UserError(f"cannot read {path}: {exc.strerror or exc}", "bad-file")
     if failed is not None:
         detail = "; ".join(said)
         raise UserError(f"{failed} ({detail})" if detail else str(failed), failed.code) from None

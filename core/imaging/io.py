@@ -318,13 +318,13 @@ def check_output(path: str | os.PathLike) -> None:
         raise UserError(f"output folder does not exist: {parent}", "bad-file")
     if not parent.is_dir():
         raise UserError(f"output folder {parent} is a file, not a folder", "bad-file")
-    if p.is_dir():
-        raise UserError(f"the output {p} is a folder: give the name of a file to write", "bad-file")
     limit = _name_max(parent)
     length = len(os.fsencode(p.name))
-    if length > limit:
+    if length > limit:  # first: stat() of such a name fails with an error of its own
         raise UserError(f"the output name is {length} bytes long but this file system allows {limit}: choose a "
                         f"shorter name", "bad-file")
+    if p.is_dir():
+        raise UserError(f"the output {p} is a folder: give the name of a file to write", "bad-file")
     check_writable_folder(parent)
 
 

@@ -145,10 +145,12 @@ def run(inputs: Dict[str, Any], p: Dict[str, Any], ctx: Context) -> Output:
     with torch.no_grad(), kernel_threads(1):
         srgb = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).to(dev)
         lin = _to_linear(srgb)
+        job.progress(0.11, "linear light")  # checkpoints at least every 0.5 s of work at 12 MP
         target = torch.from_numpy(coc).to(dev)
         render_coc = target
         sharpened = 0.0
         sigma = grain.estimate_sigma(srgb) if (p["grain"] or coc0 is not None) else None
+        job.progress(0.12, "noise measured")
         if coc0 is not None:
             c0 = torch.from_numpy(np.clip(coc0, -limit, limit)).to(dev)
             # Blur already in the photo counts toward the new blur (widths add in quadrature, as variances do).
@@ -163,13 +165,17 @@ def run(inputs: Dict[str, Any], p: Dict[str, Any], ctx: Context) -> Output:
             sigma = None
         coc_abs = render_coc.abs()
         lin = highlights.boost(lin, srgb, coc_abs, p["highlight_boost"])
+        job.progress(0.13, "highlights")
+        centres = layers.plan(render_coc, matte, max(h, w))
         sub = job.sub(0.15, 0.95)
         out_lin, stats = render.render(lin, render_coc, kernel_for, progress=sub.progress,
                                        min_kernel_px=12.0 if blades >= 3 else render.KERNEL_AT_SCALE,
-                                       centres=layers.plan(render_coc, matte, max(h, w)))
+                                       centres=centres, check=job.check_cancel)
         out = _to_srgb(out_lin.clamp_min(0.0))
+        job.progress(0.96, "back to sRGB")
         if sigma is not None:
             out = grain.readd(out, coc_abs, sigma, ctx.seed)
+            job.progress(0.98, "grain")
         ceiling = max(1.0, float(image.max()))
         out = out.clamp(0.0, ceiling)
         result = np.ascontiguousarray(out.permute(1, 2, 0).cpu().numpy(), dtype=np.float32)
