@@ -30,7 +30,7 @@ INPUT_KINDS = ("image", "frames", "depth", "normals", "reference", "background",
 # Input kinds that hold data, not colour: hosts pass them unchanged (no colour management, no sRGB encoding).
 DATA_KINDS = ("depth", "normals", "mask")
 # Names the command line and the hosts already use for every operator; an operator may not take them.
-RESERVED_NAMES = ("mask", "seed", "device", "output", "quiet", "help")
+RESERVED_NAMES = ("mask", "seed", "device", "output", "quiet", "help", "overwrite")
 # How the pixels of an input were stored where they came from (a file's or a layer's bit depth).
 STORED_AS = ("u8", "u16", "f16", "f32")
 
