@@ -165,7 +165,7 @@ def run_gimp(chroot, work, inside, plan, plan_name, gui=False, extra_env=(), bin
     if gui:  # the real GUI on a virtual display, so the plug-in's dialogs are built and shown
         gimp = env + ["AI_PORTRAIT_DIALOG_AUTO_OK_MS=1500", f"AI_PORTRAIT_DIALOG_SNAPSHOT_DIR={plan['out_dir']}",
                       "AI_PORTRAIT_DIALOG_ADD_ROWS=Test inputs",
-                      "xvfb-run", "-a", "-s", "-screen 0 1400x1500x24", "gimp-3.0", "-df", "--no-splash",
+                      "xvfb-run", "-a", "-n", str(800 + os.getpid() % 100), "-s", "-screen 0 1400x1500x24", "gimp-3.0", "-df", "--no-splash",
                       "--console-messages"]
     else:
         gimp = env + ["gimp-console-3.0", "-i", "-df", "--console-messages"]

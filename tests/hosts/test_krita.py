@@ -118,6 +118,13 @@ def real_registry():
     return json.loads(res.stdout)
 
 
+def free_display_args():
+    """xvfb-run's -a looks for a free display from :99 by lock files only; GIMP's X server in the chroot has its
+    lock files there, not here, so Krita starts its search elsewhere (and at a new place each attempt)."""
+    import random
+    return ["-a", "-n", str(300 + random.randrange(400))]
+
+
 def portrait(size):
     import cv2
     from skimage import data
@@ -583,8 +590,12 @@ def gui_run(profile, worker_config, scratch):
         json.dump(plan, fh)
     env = krita_env(profile, worker_config, AIP_PLAN=plan_path, AIP_OUT=out, AIP_WATCHDOG_S="400")
     env.pop("QT_QPA_PLATFORM")
-    proc = subprocess.run(["timeout", "480", "xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", "krita",
-                           "--nosplash"], env=env, capture_output=True, text=True, timeout=520)
+    for attempt in range(2):   # a display the previous X server is still giving up fails at once: once more
+        proc = subprocess.run(["timeout", "480", "xvfb-run"] + free_display_args() +
+                              ["-s", "-screen 0 1600x1000x24", "krita", "--nosplash"], env=env,
+                              capture_output=True, text=True, timeout=520)
+        if "could not connect to display" not in proc.stderr:
+            break
     with open(os.path.join(out, "krita-stderr.txt"), "w") as fh:
         fh.write(proc.stderr)
     path = os.path.join(out, "results.json")

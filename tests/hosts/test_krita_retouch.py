@@ -204,8 +204,12 @@ def gui_retouch(profile, worker_config, scratch):  # noqa: F811
     env = tk.krita_env(profile, worker_config, AIP_PLAN=plan_path, AIP_OUT=out, AIP_WATCHDOG_S="300",
                        AIP_MODE="retouch")
     env.pop("QT_QPA_PLATFORM")
-    proc = subprocess.run(["timeout", "400", "xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", "krita",
-                           "--nosplash"], env=env, capture_output=True, text=True, timeout=440)
+    for attempt in range(2):   # a display the previous X server is still giving up fails at once: once more
+        proc = subprocess.run(["timeout", "400", "xvfb-run"] + tk.free_display_args() +
+                              ["-s", "-screen 0 1600x1000x24", "krita", "--nosplash"], env=env,
+                              capture_output=True, text=True, timeout=440)
+        if "could not connect to display" not in proc.stderr:
+            break
     with open(os.path.join(out, "krita-stderr.txt"), "w") as fh:
         fh.write(proc.stderr)
     path = os.path.join(out, "results.json")
